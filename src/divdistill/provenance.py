@@ -1,0 +1,65 @@
+"""Atomic file writes and provenance records for every checkpoint the project ships."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import time
+
+import torch
+
+
+def atomic_write_json(path: str, obj) -> None:
+    """Write JSON to `path` via a temporary file and rename, so a kill never leaves half a file."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2, sort_keys=True, default=float)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_torch_save(obj, path: str) -> None:
+    """torch.save through a temporary file and rename."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}"
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def git_commit() -> str:
+    """The current git commit (with '+dirty' when the tree has changes), or 'unknown' outside a checkout."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        sha = subprocess.check_output(["git", "rev-parse", "HEAD"], cwd=here, stderr=subprocess.DEVNULL).decode().strip()
+        dirty = subprocess.check_output(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                                        stderr=subprocess.DEVNULL).decode().strip()
+        return sha + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def provenance(config: dict, seed: int, steps: int, wall_time_s: float, metrics: dict | None = None) -> dict:
+    """The provenance record written next to every checkpoint."""
+    return {
+        "config": config,
+        "seed": seed,
+        "steps": steps,
+        "wall_time_s": round(wall_time_s, 1),
+        "git_commit": git_commit(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "torch": torch.__version__,
+        "device": "cuda" if torch.cuda.is_available() else f"cpu x{torch.get_num_threads()}",
+        "host": platform.machine(),
+        "metrics": metrics or {},
+    }
+
+
+def update_metrics(path: str, metrics: dict) -> None:
+    """Merge `metrics` into the provenance JSON at `path` (atomic)."""
+    with open(path) as f:
+        rec = json.load(f)
+    rec.setdefault("metrics", {}).update(metrics)
+    atomic_write_json(path, rec)
