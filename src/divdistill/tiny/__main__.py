@@ -24,7 +24,7 @@ def main(argv=None) -> int:
     sub = p.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("train-teacher", help="train (or resume) the tiny teacher + text encoder")
     t.add_argument("--out", default=os.path.join(DATA, "teacher"))
-    t.add_argument("--steps", type=int, default=5000)
+    t.add_argument("--steps", type=int, default=6500)
     t.add_argument("--batch", type=int, default=64)
     t.add_argument("--seed", type=int, default=0)
     e = sub.add_parser("train-evaluator", help="train (or resume) the tiny evaluator CNN")

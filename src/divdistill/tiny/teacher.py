@@ -31,7 +31,7 @@ def unet_config(width: int = 16, text_dim: int = 64) -> dict:
 
 @dataclass
 class TeacherConfig:
-    steps: int = 5000
+    steps: int = 6500
     batch: int = 64
     lr: float = 1e-3
     warmup: int = 200
@@ -41,6 +41,11 @@ class TeacherConfig:
     text_dim: int = 64
     seed: int = 0
     ckpt_every: int = 250
+    # Offset noise (as SDXL was trained with): a per-image, per-channel constant added to the training noise from
+    # step `offset_noise_start` on. Without it the SD schedule's non-zero terminal SNR leaks the image mean into x_T
+    # and sampling from pure noise reads the noise's random mean as the background colour.
+    offset_noise: float = 0.1
+    offset_noise_start: int = 5000
 
     def __post_init__(self):
         if self.steps < 1 or self.batch < 1:
@@ -94,6 +99,8 @@ def _teacher_step(unet, enc, tok, sched, opt, cfg, step, device) -> float:
     prompts = ["" if d else p for d, p in zip(drop.tolist(), sc.prompts)]
     t = torch.randint(0, 1000, (cfg.batch,), generator=g)
     noise = torch.randn(sc.images.shape, generator=g)
+    if cfg.offset_noise and step >= cfg.offset_noise_start:
+        noise = noise + cfg.offset_noise * torch.randn(cfg.batch, 3, 1, 1, generator=g)
     for group in opt.param_groups:
         group["lr"] = cfg.lr * min(1.0, (step + 1) / cfg.warmup)
     loss = diffusion_loss(unet, enc, tok, sc.images.to(device), prompts, t.to(device), noise.to(device), sched)

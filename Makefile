@@ -1,0 +1,35 @@
+# Two commands set everything up: `make book` and `make test` (see README).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+DEPS_HASH := $(shell cat requirements.txt pyproject.toml | sha1sum | cut -c1-12)
+STAMP := $(VENV)/.stamp-$(DEPS_HASH)
+
+.PHONY: venv book notebooks html test test-all clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt -e .
+	@rm -f $(VENV)/.stamp-*; touch $@
+
+notebooks: venv
+	$(PY) -m divdistill.book execute
+
+html: venv
+	$(PY) -m divdistill.book html
+
+book: notebooks html
+	@echo "book: $(CURDIR)/_build/html/index.html"
+
+test: venv
+	$(PY) -m pytest -q -m "not slow"
+
+test-all: venv
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf _build book/*.ipynb

@@ -1,0 +1,53 @@
+"""CLI: python -m divdistill.distill train RECIPE | train-all | evaluate."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import torch
+
+
+def main(argv=None) -> int:
+    from ..tiny.loader import data_dir
+    from .recipes import RECIPES, train
+
+    p = argparse.ArgumentParser(prog="python -m divdistill.distill", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("train", help="train (or resume) one student recipe into data/tiny/students/RECIPE")
+    t.add_argument("recipe", help=f"one of {sorted(RECIPES)}")
+    a_ = sub.add_parser("train-all", help="train (or resume) every recipe in turn")
+    e = sub.add_parser("evaluate", help="teacher + students table (DDIL Tables 3/5 format)")
+    e.add_argument("--n", type=int, default=1000)
+    e.add_argument("--seeds", type=int, default=3)
+    e.add_argument("--students", default=None, help="comma-separated (default: all found)")
+    e.add_argument("--out", default=None, help="also write the rows as JSON here")
+    for s in (t, a_, e):
+        s.add_argument("--root", default=data_dir())
+        s.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    a = p.parse_args(argv)
+    if a.cmd in ("train", "train-all"):
+        names = [a.recipe] if a.cmd == "train" else list(RECIPES)
+        for name in names:
+            if name not in RECIPES:
+                raise SystemExit(f"unknown recipe {name!r}; valid: {sorted(RECIPES)}")
+            res = train(name, a.root, os.path.join(a.root, "students", name), device=a.device)
+            print(f"{name}: {res['wall']:.0f} s, last losses {res['losses'][-1]}", flush=True)
+        return 0
+    from ..tiny.loader import load_tiny_world
+    from .evaluate import evaluate_students, format_table
+
+    world = load_tiny_world(a.root, device=a.device)
+    names = a.students.split(",") if a.students else None
+    rows = evaluate_students(world, names, n=a.n, seeds=tuple(range(a.seeds)))
+    print(format_table(rows))
+    if a.out:
+        from ..provenance import atomic_write_json
+
+        atomic_write_json(a.out, rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

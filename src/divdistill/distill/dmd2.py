@@ -1,0 +1,113 @@
+"""DMD2 (Yin et al. 2024): distribution matching with an online fake score and backward simulation, 4 steps."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from ..tiny.world import sample_scenes
+from .common import (STUDENT_TS, add_noise, alphas_cumprod, clone_unet, guided_eps, save_student, x0_from_eps)
+from .ddil import DDILConfig, ReplayBuffer, draw_batch, refresh_buffer
+from .loop import Teacher, fit, last_mean, step_generator
+
+
+def plain_dmd2_sources() -> DDILConfig:
+    """DMD2 without DDIL: generator inputs come only from its own fresh backward simulation."""
+    return DDILConfig(priors=(0.0, 0.0, 1.0), late_priors=None, buffer_size=32, refresh_every=1, refresh_batch=32,
+                      rollout="renoise")
+
+
+@dataclass
+class DMD2Config:
+    iters: int = 300
+    batch: int = 16
+    lr_gen: float = 2e-5
+    lr_fake: float = 1e-4
+    fake_updates: int = 5  # fake-score updates per generator update (DMD2's two-time-scale rule)
+    real_guidance: float = 4.0
+    t_min: int = 20
+    t_max: int = 980
+    seed: int = 0
+    ddil: DDILConfig = field(default_factory=plain_dmd2_sources)
+
+    def __post_init__(self):
+        if self.fake_updates < 1:
+            raise ValueError(f"fake_updates must be >= 1, got {self.fake_updates}")
+        if not 0 <= self.t_min < self.t_max <= 999:
+            raise ValueError(f"need 0 <= t_min < t_max <= 999, got {self.t_min}, {self.t_max}")
+
+
+def dmd_loss(x_fake, cond, uncond, real, fake, cfg, g, ac, reflected) -> torch.Tensor:
+    """DMD Eq. 7: move x toward the real score's x̂0 and away from the fake score's, normalised per sample."""
+    t = torch.randint(cfg.t_min, cfg.t_max, (len(x_fake),), generator=g).to(x_fake.device)
+    noise = torch.randn(x_fake.shape, generator=g).to(x_fake.device)
+    with torch.no_grad():
+        x_t = add_noise(x_fake, noise, t, ac)
+        p_real = x0_from_eps(x_t, guided_eps(real, x_t, t, cond, uncond, cfg.real_guidance), t, ac, reflected)
+        p_fake = x0_from_eps(x_t, fake(x_t, t, encoder_hidden_states=cond).sample, t, ac, reflected)
+        w = (x_fake - p_real).abs().mean(dim=(1, 2, 3), keepdim=True).clamp(min=1e-5)
+        grad = (p_fake - p_real) / w
+    return 0.5 * F.mse_loss(x_fake, (x_fake - grad).detach())
+
+
+def train_dmd2(root: str, out: str, cfg: DMD2Config, device: str = "cpu", progress: bool = True, name: str | None = None) -> dict:
+    """Distribution-matching distillation of the tiny teacher into a 4-step generator (999/749/499/249)."""
+    torch.manual_seed(cfg.seed)
+    T = Teacher(root, device)
+    ac = alphas_cumprod(T.device)
+    gen, fake = clone_unet(T.unet), clone_unet(T.unet)
+    opt_g = torch.optim.AdamW(gen.parameters(), lr=cfg.lr_gen, weight_decay=0.0, betas=(0.0, 0.999))
+    opt_f = torch.optim.AdamW(fake.parameters(), lr=cfg.lr_fake, weight_decay=0.0, betas=(0.0, 0.999))
+    buffer, grid, refl = ReplayBuffer(cfg.ddil.buffer_size), list(STUDENT_TS), cfg.ddil.reflected
+
+    def t_eps(prompts):
+        c, u = T.encode(prompts)
+        return lambda x, t: guided_eps(T.unet, x, t, c, u, cfg.real_guidance)
+
+    def s_eps(prompts):
+        c, _ = T.encode(prompts)
+        return lambda x, t: gen(x, t, encoder_hidden_states=c).sample
+
+    def step_fn(step: int) -> float:
+        g = step_generator(cfg.seed, step)
+        if step % cfg.ddil.refresh_every == 0:  # backward simulation (and teacher rollouts with DDIL)
+            gen.eval()
+            refresh_buffer(buffer, cfg.ddil, {"teach": t_eps, "student": s_eps}, grid,
+                           sample_scenes(cfg.ddil.refresh_batch, seed=int(torch.randint(2**31, (1,), generator=g))).prompts,
+                           g, ac, device=T.device)
+            gen.train()
+        sc = sample_scenes(cfg.batch, seed=int(torch.randint(2**31, (1,), generator=g)))
+        t = torch.tensor(grid, device=T.device)[torch.randint(0, len(grid), (cfg.batch,), generator=g)]
+        noise = torch.randn(sc.images.shape, generator=g).to(T.device)
+        x_t, t, prompts, _ = draw_batch(cfg.ddil, step / cfg.iters, sc.images.to(T.device), sc.prompts, noise, t,
+                                        buffer, g, ac)
+        c, u = T.encode(prompts)
+        x_fake = x0_from_eps(x_t, gen(x_t, t, encoder_hidden_states=c).sample, t, ac, refl)  # (B, 3, H, W)
+        loss_g = dmd_loss(x_fake, c, u, T.unet, fake, cfg, g, ac, refl)
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        torch.nn.utils.clip_grad_norm_(gen.parameters(), 1.0)
+        opt_g.step()
+        fake_losses = []
+        for _ in range(cfg.fake_updates):  # the fake score tracks the generator's current distribution
+            tf = torch.randint(0, 1000, (cfg.batch,), generator=g).to(T.device)
+            nf = torch.randn(x_fake.shape, generator=g).to(T.device)
+            loss_f = F.mse_loss(fake(add_noise(x_fake.detach(), nf, tf, ac), tf, encoder_hidden_states=c).sample, nf)
+            opt_f.zero_grad(set_to_none=True)
+            loss_f.backward()
+            opt_f.step()
+            fake_losses.append(loss_f.detach())
+        return {"gen": loss_g.detach(), "fake": torch.stack(fake_losses).mean()}
+
+    res = fit(out, {"gen": gen, "fake": fake, "opt_g": opt_g, "opt_f": opt_f, "buffer": buffer}, step_fn, cfg.iters,
+              ckpt_every=50, desc="dmd2" + ("+ddil" if cfg.ddil.priors[0] + cfg.ddil.priors[1] > 0 else ""),
+              progress=progress)
+    ddil = cfg.ddil.priors[0] + cfg.ddil.priors[1] > 0
+    name = name or "dmd2" + ("_ddil" if ddil else "") + ("_reflected" if refl else "")
+    save_student(out, gen, name, "LCMScheduler", STUDENT_TS, {"kind": "student", "method": "dmd2", **asdict(cfg)},
+                 cfg.seed, cfg.iters, res["wall"],
+                 {"train_loss_gen_last50": last_mean(res["losses"], "gen"),
+                  "train_loss_fake_last50": last_mean(res["losses"], "fake")},
+                 notes="DMD2 without the GAN head; LCMScheduler on 999/749/499/249 as DMD2's SDXL release")
+    return res

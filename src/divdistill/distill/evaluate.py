@@ -1,0 +1,64 @@
+"""One table in the format of DDIL Tables 3/5 and the distillation paper's Table 3, for teacher and students."""
+from __future__ import annotations
+
+import os
+import statistics
+import time
+
+import torch
+
+from .. import metrics as M
+from ..plan import base, distilled
+from ..provenance import update_metrics
+from ..sampling import generate
+from ..tiny.evaluator import load_evaluator
+from ..tiny.report import EVAL_PROMPTS, per_prompt_diversity
+from ..tiny.world import sample_scenes
+
+COLUMNS = ("fid", "adherence", "precision", "recall", "density", "coverage", "diversity")
+
+
+def evaluate_plan(world, plan, evaluator, n: int, seed: int, n_div: int = 20) -> dict:
+    """FID_tiny, adherence and PRDC against data for the same prompts; per-prompt pairwise diversity."""
+    real = sample_scenes(n, seed=50_000 + seed)
+    fake = generate(world, plan, real.prompts, [seed * 100_000 + i for i in range(n)], batch_size=128).images
+    fr, ff = M.features(evaluator, real.images), M.features(evaluator, fake)
+    ps = [p for p in EVAL_PROMPTS for _ in range(n_div)]
+    div_imgs = generate(world, plan, ps, [seed * 100_000 + 90_000 + i for i in range(len(ps))], batch_size=128).images
+    div = per_prompt_diversity(evaluator, div_imgs, ps)
+    return {"fid": M.fid(evaluator, real.images, fake), "adherence": M.adherence(evaluator, fake, real.prompts)["adherence"],
+            **M.prdc(fr, ff), "diversity": sum(div.values()) / len(div)}
+
+
+def evaluate_students(world, names=None, n: int = 1000, seeds=(0, 1, 2), write: bool = True, progress=print) -> list[dict]:
+    """Rows (mean ± std over seeds) for the teacher (its 50-step plan) and each named student (its own 4 steps)."""
+    ev = load_evaluator(os.path.join(world.extras["root"], "evaluator"))
+    names = list(world.students if names is None else names)
+    rows = []
+    for name in ["base"] + names:
+        plan = base(world) if name == "base" else distilled(world, name)
+        t0 = time.time()
+        per_seed = [evaluate_plan(world, plan, ev, n, s) for s in seeds]
+        row = {"model": "teacher" if name == "base" else name, "steps": len(plan),
+               "nfe": generate(world, plan, ["a shape"], [0]).nfe, "n": n, "seeds": len(seeds)}
+        for c in COLUMNS:
+            vals = [r[c] for r in per_seed]
+            row[c], row[f"{c}_std"] = statistics.mean(vals), statistics.stdev(vals) if len(vals) > 1 else 0.0
+        row["eval_s"] = time.time() - t0
+        rows.append(row)
+        if progress:
+            progress(f"{row['model']}: " + ", ".join(f"{c} {row[c]:.3f}±{row[c + '_std']:.3f}" for c in COLUMNS))
+        if write and name != "base":
+            update_metrics(os.path.join(world.extras["root"], "students", name, "provenance.json"),
+                           {"eval": {k: v for k, v in row.items() if k != "model"}})
+    return rows
+
+
+def format_table(rows: list[dict]) -> str:
+    """Markdown: model, steps, NFE, then each metric as mean ± std."""
+    head = "| model | steps | NFE | " + " | ".join(COLUMNS) + " |"
+    lines = [head, "|" + "---|" * (3 + len(COLUMNS))]
+    for r in rows:
+        cells = [f"{r[c]:.3f} ± {r[c + '_std']:.3f}" for c in COLUMNS]
+        lines.append(f"| {r['model']} | {r['steps']} | {r['nfe']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,99 @@
+"""Latent consistency distillation (Luo et al. 2023): skipping-step guided DDIM teacher, EMA target, LCM boundary."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from ..tiny.world import sample_scenes
+from .common import LCM_TS, alphas_cumprod, clone_unet, ddim_step, guided_eps, save_student, x0_from_eps
+from .ddil import DDILConfig, ReplayBuffer, draw_batch, refresh_buffer
+from .loop import Teacher, fit, last_mean, step_generator
+
+SKIP = 20  # 50-step skipping grid, as LCMScheduler's original_inference_steps=50
+GRID = list(range(999, 0, -SKIP))  # 999, 979, ..., 19
+
+
+def boundary(t: torch.Tensor, sigma_data: float = 0.5, scaling: float = 10.0):
+    """LCMScheduler's c_skip, c_out (discrete boundary condition, timestep_scaling 10) → (B, 1, 1, 1) each."""
+    s = (t.float() * scaling).view(-1, 1, 1, 1)
+    return sigma_data**2 / (s**2 + sigma_data**2), s / (s**2 + sigma_data**2).sqrt()
+
+
+def consistency_fn(unet, x_t, t, cond, ac, reflected: bool) -> torch.Tensor:
+    """f(x_t, t) = c_skip x_t + c_out x̂0 — exactly what LCMScheduler returns as `denoised`."""
+    c_skip, c_out = boundary(t)
+    return c_skip * x_t + c_out * x0_from_eps(x_t, unet(x_t, t, encoder_hidden_states=cond).sample, t, ac, reflected)
+
+
+@dataclass
+class LCMConfig:
+    iters: int = 800
+    batch: int = 32
+    lr: float = 1e-4
+    ema: float = 0.95
+    teacher_guidance: float = 4.0
+    seed: int = 0
+    ddil: DDILConfig = field(default_factory=lambda: DDILConfig(enabled=False))
+
+    def __post_init__(self):
+        if not 0 <= self.ema < 1:
+            raise ValueError(f"ema must be in [0, 1), got {self.ema}")
+
+
+def train_lcm(root: str, out: str, cfg: LCMConfig, device: str = "cpu", progress: bool = True, name: str | None = None) -> dict:
+    """Consistency-distil the tiny teacher into a 4-step LCM student (LCMScheduler, 999/759/499/259)."""
+    torch.manual_seed(cfg.seed)
+    T = Teacher(root, device)
+    ac = alphas_cumprod(T.device)
+    student, target = clone_unet(T.unet), clone_unet(T.unet, trainable=False)
+    opt = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=0.0)
+    buffer = ReplayBuffer(cfg.ddil.buffer_size)
+    refl = cfg.ddil.reflected
+
+    def t_eps(prompts):
+        c, u = T.encode(prompts)
+        return lambda x, t: guided_eps(T.unet, x, t, c, u, cfg.teacher_guidance)
+
+    def s_eps(prompts):
+        c, _ = T.encode(prompts)
+        return lambda x, t: student(x, t, encoder_hidden_states=c).sample
+
+    def step_fn(step: int) -> float:
+        g = step_generator(cfg.seed, step)
+        if cfg.ddil.enabled and step % cfg.ddil.refresh_every == 0:  # student unrolled on its own 4-step schedule
+            student.eval()
+            refresh_buffer(buffer, cfg.ddil, {"teach": t_eps, "student": s_eps}, list(LCM_TS),
+                           sample_scenes(cfg.ddil.refresh_batch, seed=int(torch.randint(2**31, (1,), generator=g))).prompts,
+                           g, ac, device=T.device)
+            student.train()
+        sc = sample_scenes(cfg.batch, seed=int(torch.randint(2**31, (1,), generator=g)))
+        t = torch.tensor(GRID, device=T.device)[torch.randint(0, len(GRID) - 1, (cfg.batch,), generator=g)]
+        noise = torch.randn(sc.images.shape, generator=g).to(T.device)
+        x_t, t, prompts, _ = draw_batch(cfg.ddil, step / cfg.iters, sc.images.to(T.device), sc.prompts, noise, t,
+                                        buffer, g, ac)
+        t_prev = t - SKIP
+        c, u = T.encode(prompts)
+        with torch.no_grad():
+            x_prev = ddim_step(x_t, guided_eps(T.unet, x_t, t, c, u, cfg.teacher_guidance), t, t_prev, ac, refl)
+            tgt = consistency_fn(target, x_prev, t_prev, c, ac, refl)
+        pred = consistency_fn(student, x_t, t, c, ac, False)
+        loss = F.mse_loss(pred, tgt)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
+        opt.step()
+        with torch.no_grad():
+            for pt, ps in zip(target.parameters(), student.parameters()):
+                pt.lerp_(ps, 1 - cfg.ema)
+        return loss.detach()
+
+    res = fit(out, {"student": student, "target": target, "opt": opt, "buffer": buffer}, step_fn, cfg.iters,
+              desc="lcm" + ("+ddil" if cfg.ddil.enabled else ""), progress=progress)
+    name = name or "lcm" + ("_ddil" if cfg.ddil.enabled else "") + ("_reflected" if refl else "")
+    save_student(out, student, name, "LCMScheduler", LCM_TS,
+                 {"kind": "student", "method": "lcm", **asdict(cfg)}, cfg.seed, cfg.iters, res["wall"],
+                 {"train_loss_last50": last_mean(res["losses"])},
+                 notes=f"LCM, skipping-step DDIM teacher (k={SKIP}, w={cfg.teacher_guidance}), EMA {cfg.ema}")
+    return res

@@ -1,0 +1,117 @@
+"""Progressive distillation (Salimans & Ho 2022): each stage, one student DDIM step matches two teacher steps."""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from ..tiny.world import sample_scenes
+from .common import alphas_cumprod, clone_unet, ddim_step, guided_eps, save_student, x0_from_eps
+from .ddil import DDILConfig, ReplayBuffer, draw_batch, refresh_buffer
+from .loop import Teacher, fit, last_mean, step_generator
+
+
+def trailing_grid(n: int) -> list[int]:
+    """diffusers' "trailing" n-step grid (starts at 999): 4 → [999, 749, 499, 249]."""
+    return [int(round(1000 - i * 1000 / n)) - 1 for i in range(n)]
+
+
+@dataclass
+class PDConfig:
+    start_steps: int = 32  # the guided teacher's steps in stage one
+    final_steps: int = 4
+    iters_per_stage: int = 250
+    batch: int = 32
+    lr: float = 1e-4
+    teacher_guidance: float = 4.0
+    seed: int = 0
+    ddil: DDILConfig = field(default_factory=lambda: DDILConfig(enabled=False))
+
+    def __post_init__(self):
+        ratio = self.start_steps / max(self.final_steps, 1)
+        if self.final_steps < 1 or ratio < 2 or ratio != 2 ** round(math.log2(ratio)):
+            raise ValueError(f"progressive distillation halves the steps each stage: start_steps/final_steps must be "
+                             f"a power of two >= 2, got {self.start_steps}/{self.final_steps}")
+
+    @property
+    def stages(self) -> list[int]:
+        """Student step counts per stage, e.g. 32 → [16, 8, 4]."""
+        return [self.start_steps // 2 ** (i + 1) for i in range(int(math.log2(self.start_steps // self.final_steps)))]
+
+
+def pd_target(x_t, t, t_mid, t_next, teacher_eps, ac, reflected: bool) -> torch.Tensor:
+    """x̃0 such that one DDIM step t → t_next from x_t lands where two teacher steps land (PD Alg. 2)."""
+    x_mid = ddim_step(x_t, teacher_eps(x_t, t), t, t_mid, ac, reflected)
+    x_next = ddim_step(x_mid, teacher_eps(x_mid, t_mid), t_mid, t_next, ac, reflected)
+    a_t, a_n = ac[t].view(-1, 1, 1, 1), ac[t_next].view(-1, 1, 1, 1)
+    r = (1 - a_n).sqrt() / (1 - a_t).sqrt()
+    return (x_next - r * x_t) / (a_n.sqrt() - r * a_t.sqrt())
+
+
+def train_pd(root: str, out: str, cfg: PDConfig, device: str = "cpu", progress: bool = True, name: str | None = None) -> dict:
+    """Distil the tiny teacher 32 → 16 → 8 → 4 steps (optionally with DDIL's training distribution)."""
+    torch.manual_seed(cfg.seed)
+    T = Teacher(root, device)
+    ac = alphas_cumprod(T.device)
+    student, stage_teacher = clone_unet(T.unet), clone_unet(T.unet, trainable=False)
+    opt = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=0.0)
+    buffer = ReplayBuffer(cfg.ddil.buffer_size)
+    total = cfg.iters_per_stage * len(cfg.stages)
+
+    def step_fn(step: int) -> float:
+        stage = step // cfg.iters_per_stage
+        if step > 0 and step % cfg.iters_per_stage == 0:  # the last stage's student teaches the next stage
+            stage_teacher.load_state_dict(student.state_dict())
+            opt.state.clear()
+            buffer.clear()  # rollouts on the old grid are not on this stage's grid
+        n = cfg.stages[stage]
+        grid, fine = trailing_grid(n), trailing_grid(2 * n)
+
+        def t_eps(prompts):
+            c, u = T.encode(prompts)
+            w = cfg.teacher_guidance if stage == 0 else 1.0
+            net = T.unet if stage == 0 else stage_teacher
+            return lambda x, t: guided_eps(net, x, t, c, u, w)
+
+        def s_eps(prompts):
+            c, _ = T.encode(prompts)
+            return lambda x, t: student(x, t, encoder_hidden_states=c).sample
+
+        g = step_generator(cfg.seed, step)
+        if cfg.ddil.enabled and step % cfg.ddil.refresh_every == 0:
+            student.eval()
+            refresh_buffer(buffer, cfg.ddil, {"teach": t_eps, "student": s_eps}, grid,
+                           sample_scenes(cfg.ddil.refresh_batch, seed=int(torch.randint(2**31, (1,), generator=g))).prompts,
+                           g, ac, device=T.device)
+            student.train()
+        sc = sample_scenes(cfg.batch, seed=int(torch.randint(2**31, (1,), generator=g)))
+        idx = torch.randint(0, n, (cfg.batch,), generator=g)
+        t = torch.tensor([grid[i] for i in idx.tolist()], device=T.device)
+        noise = torch.randn(sc.images.shape, generator=g).to(T.device)
+        x_t, t, prompts, _ = draw_batch(cfg.ddil, step / total, sc.images.to(T.device), sc.prompts, noise, t, buffer, g, ac)
+        k = torch.tensor([grid.index(int(v)) for v in t], device=T.device)
+        t_mid = torch.tensor([fine[2 * i + 1] for i in k.tolist()], device=T.device)
+        t_next = torch.tensor([grid[i + 1] if i + 1 < n else -1 for i in k.tolist()], device=T.device)
+        with torch.no_grad():
+            target = pd_target(x_t, t, t_mid, t_next, t_eps(prompts), ac, cfg.ddil.reflected)
+        c, _ = T.encode(prompts)
+        x0 = x0_from_eps(x_t, student(x_t, t, encoder_hidden_states=c).sample, t, ac)
+        snr = ac[t] / (1 - ac[t])
+        loss = (snr.clamp(min=1).view(-1, 1, 1, 1) * (x0 - target) ** 2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
+        opt.step()
+        return loss.detach()
+
+    res = fit(out, {"student": student, "stage_teacher": stage_teacher, "opt": opt, "buffer": buffer}, step_fn,
+              total, desc="pd" + ("+ddil" if cfg.ddil.enabled else ""), progress=progress)
+    name = name or "pd" + ("_ddil" if cfg.ddil.enabled else "") + ("_reflected" if cfg.ddil.reflected else "")
+    save_student(out, student, name, "DDIMScheduler", trailing_grid(cfg.final_steps),
+                 {"kind": "student", "method": "progressive_distillation", **asdict(cfg)}, cfg.seed, total,
+                 res["wall"], {"train_loss_last50": last_mean(res["losses"])},
+                 overrides={"timestep_spacing": "trailing"},
+                 notes=f"PD {cfg.start_steps}→{cfg.final_steps} steps, guided teacher (w={cfg.teacher_guidance})")
+    return res

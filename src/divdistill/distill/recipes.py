@@ -1,0 +1,57 @@
+"""The committed tiny students: one recipe per row of the DDIL paper's tables (plain, +reflected, +DDIL)."""
+from __future__ import annotations
+
+from .ddil import DDILConfig
+from .dmd2 import DMD2Config, plain_dmd2_sources
+from .lcm import LCMConfig
+from .pd import PDConfig
+
+METHODS = ("pd", "lcm", "dmd2")
+
+
+def _ddil(reflected: bool, **kw) -> DDILConfig:
+    return DDILConfig(reflected=reflected, **kw)
+
+
+def _plain(reflected: bool) -> DDILConfig:
+    return DDILConfig(enabled=reflected, priors=(1.0, 0.0, 0.0), late_priors=None, reflected=reflected)
+
+
+RECIPES = {
+    "pd": ("pd", lambda: PDConfig()),
+    "pd_ddil": ("pd", lambda: PDConfig(ddil=_ddil(True))),
+    "lcm": ("lcm", lambda: LCMConfig()),
+    "lcm_reflected": ("lcm", lambda: LCMConfig(ddil=_plain(True))),
+    "lcm_ddil": ("lcm", lambda: LCMConfig(ddil=_ddil(False, priors=(0.5, 0.0, 0.5), late_priors=None))),
+    "lcm_ddil_reflected": ("lcm", lambda: LCMConfig(ddil=_ddil(True, priors=(0.5, 0.0, 0.5), late_priors=None))),
+    "dmd2": ("dmd2", lambda: DMD2Config()),
+    "dmd2_ddil": ("dmd2", lambda: DMD2Config(ddil=DDILConfig(priors=(0.2, 0.3, 0.5), late_priors=None, buffer_size=128,
+                                                              refresh_every=1, refresh_batch=16, reflected=True,
+                                                              rollout="renoise"))),
+}
+
+
+def recipe(name: str):
+    """(method, config) of a named recipe."""
+    if name not in RECIPES:
+        raise KeyError(f"unknown student recipe {name!r}; valid: {sorted(RECIPES)}")
+    method, make = RECIPES[name]
+    return method, make()
+
+
+def train(name: str, root: str, out: str, device: str = "cpu", progress: bool = True, **overrides) -> dict:
+    """Train (or resume) the named recipe's student into `out`."""
+    import dataclasses
+
+    method, cfg = recipe(name)
+    cfg = dataclasses.replace(cfg, **overrides) if overrides else cfg
+    if method == "pd":
+        from .pd import train_pd as fn
+    elif method == "lcm":
+        from .lcm import train_lcm as fn
+    else:
+        from .dmd2 import train_dmd2 as fn
+    return fn(root, out, cfg, device=device, progress=progress, name=name)
+
+
+__all__ = ["METHODS", "RECIPES", "recipe", "train", "plain_dmd2_sources"]

@@ -1,0 +1,99 @@
+"""Metrics of Tables 2–3 (FID, adherence, pairwise diversity) and DDIL's Tables 3/5 (precision/recall/density/coverage)."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+@torch.no_grad()
+def features(evaluator, images: torch.Tensor, batch: int = 256) -> torch.Tensor:
+    """Evaluator features of images (B, 3, H, W) in [-1, 1] → (B, D), batched on the evaluator's device."""
+    dev = next(evaluator.parameters()).device
+    return torch.cat([evaluator(images[i:i + batch].to(dev).float().clamp(-1, 1)).cpu()
+                      for i in range(0, len(images), batch)])
+
+
+def cosine_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Row-wise cosine distance 1 − cos(a_i, b_i) between feature sets (B, D) → (B,)."""
+    return 1 - F.cosine_similarity(a, b, dim=-1)
+
+
+def pairwise_diversity(feats: torch.Tensor) -> float:
+    """Table 3: mean pairwise perceptual distance within one prompt's samples (feats (N, D))."""
+    if len(feats) < 2:
+        raise ValueError(f"pairwise diversity needs >= 2 samples, got {len(feats)}")
+    f = F.normalize(feats, dim=-1)
+    sim = f @ f.T  # (N, N)
+    n = len(f)
+    return float((1 - sim).sum() / (n * (n - 1)))
+
+
+def fid(evaluator, real: torch.Tensor, fake: torch.Tensor) -> float:
+    """FID_tiny: torchmetrics' Fréchet distance on the evaluator's features instead of Inception's."""
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    metric = FrechetInceptionDistance(feature=_FeatureModule(evaluator), normalize=True)
+    for i in range(0, len(real), 256):
+        metric.update(real[i:i + 256].float(), real=True)
+    for i in range(0, len(fake), 256):
+        metric.update(fake[i:i + 256].float(), real=False)
+    return float(metric.compute())
+
+
+class _FeatureModule(torch.nn.Module):
+    def __init__(self, evaluator):
+        super().__init__()
+        self.evaluator = evaluator
+        self.num_features = evaluator.num_features
+
+    @torch.no_grad()
+    def forward(self, x):
+        return features(self.evaluator, x).double()
+
+
+def prdc(real_feats: torch.Tensor, fake_feats: torch.Tensor, k: int = 5) -> dict:
+    """Precision, recall, density, coverage (Naeem et al. 2020) via the `prdc` package, k nearest neighbours."""
+    from prdc import compute_prdc
+
+    return {k_: float(v) for k_, v in compute_prdc(real_features=np.asarray(real_feats, dtype=np.float32),
+                                                     fake_features=np.asarray(fake_feats, dtype=np.float32),
+                                                     nearest_k=k).items()}
+
+
+@torch.no_grad()
+def adherence(evaluator, images: torch.Tensor, prompts: list[str]) -> dict:
+    """CLIP-score analogue: fraction of the factors each prompt names that the evaluator reads back correctly."""
+    from .tiny.text import parse_prompt
+    from .tiny.world import SMALL_LARGE_SPLIT
+
+    dev = next(evaluator.parameters()).device
+    pred = {k: v.cpu() for k, v in evaluator.predict(images.to(dev).float().clamp(-1, 1)).items()}
+    hits: dict[str, list[bool]] = {k: [] for k in ("shape", "color", "size", "bg", "style")}
+    for i, p in enumerate(prompts):
+        spec = parse_prompt(p)
+        for k, want in spec.items():
+            if want is None:
+                continue
+            got = int(pred[k][i] >= SMALL_LARGE_SPLIT) if k == "size" else int(pred[k][i])
+            hits[k].append(got == want)
+    per = {k: float(np.mean(v)) for k, v in hits.items() if v}
+    allh = [h for v in hits.values() for h in v]
+    return {"adherence": float(np.mean(allh)) if allh else float("nan"), **{f"adherence_{k}": v for k, v in per.items()}}
+
+
+def dt_distance_curve(evaluator, dt: torch.Tensor) -> torch.Tensor:
+    """Fig. 5: perceptual distance between each step's x̂0 and the final image; dt (S, B, C, H, W) → (S, B)."""
+    s, b = dt.shape[:2]
+    f = features(evaluator, dt.flatten(0, 1)).view(s, b, -1)  # (S, B, D)
+    return cosine_distance(f, f[-1:].expand_as(f))
+
+
+def commit_point(curve: torch.Tensor, fraction, threshold: float) -> torch.Tensor:
+    """The fraction of the schedule after which distance(DT_t, final) stays below `threshold`; curve (S, B) → (B,)."""
+    fr = torch.as_tensor(fraction, dtype=torch.float32)
+    above = curve > threshold  # (S, B)
+    # the last step still above threshold; committed from the step after it
+    last_above = torch.where(above.any(0), (above * torch.arange(1, len(fr) + 1).view(-1, 1)).max(0).values, 0)
+    idx = last_above.clamp(max=len(fr) - 1)
+    return fr[idx]

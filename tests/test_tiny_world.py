@@ -1,0 +1,136 @@
+"""The tiny world: generator, tokenizer, trainers (smoke + resume), evaluator, committed checkpoints."""
+import os
+
+import pytest
+import torch
+
+from divdistill import base, distilled, run_plan
+from divdistill.tiny import SHAPES, STYLES, Tokenizer, parse_prompt, sample_scenes, scenes_for_prompt
+from divdistill.tiny.evaluator import Evaluator, EvaluatorConfig, evaluator_loss, train_evaluator
+from divdistill.tiny.teacher import TeacherConfig, train_teacher
+from divdistill.tiny.world import SMALL_LARGE_SPLIT
+
+
+def test_generator_is_deterministic_and_seed_sensitive():
+    a, b, c = sample_scenes(64, seed=3), sample_scenes(64, seed=3), sample_scenes(64, seed=4)
+    assert torch.equal(a.images, b.images) and a.prompts == b.prompts
+    assert not torch.equal(a.images, c.images)
+    assert a.images.shape == (64, 3, 32, 32) and a.images.min() >= -1 and a.images.max() <= 1
+
+
+def test_prompts_agree_with_labels_and_pretraining_excludes_held_out_concepts():
+    sc = sample_scenes(500, seed=0)
+    assert SHAPES.index("star") not in sc.shape.tolist() and STYLES.index("outlined") not in sc.style.tolist()
+    for i, p in enumerate(sc.prompts):
+        spec = parse_prompt(p)
+        for k in ("shape", "color", "bg", "style"):
+            assert spec[k] is None or spec[k] == int(getattr(sc, k)[i]), (p, k)
+        if spec["size"] is not None:
+            assert spec["size"] == int(sc.size[i] >= SMALL_LARGE_SPLIT)
+    assert len(set(sc.prompts)) > 50  # prompts name a random subset of factors
+
+
+def test_scenes_for_prompt_fix_named_factors_only():
+    sc = scenes_for_prompt("a large blue square on a dark background", 50, seed=1)
+    assert set(sc.shape.tolist()) == {SHAPES.index("square")} and (sc.size >= SMALL_LARGE_SPLIT).all()
+    assert sc.x.std() > 1 and sc.y.std() > 1  # unnamed position still varies
+    held_out = scenes_for_prompt("a outlined star", 8, seed=0)
+    assert set(held_out.shape.tolist()) == {SHAPES.index("star")} and set(held_out.style.tolist()) == {1}
+
+
+def test_tokenizer_round_trip_and_empty_prompt():
+    tok = Tokenizer()
+    p = "a large outlined red circle on a dark background"
+    assert tok.decode(tok.encode(p)) == p
+    empty = tok.encode("")
+    assert empty[0] == tok.index["<bos>"] and set(empty[1:]) == {tok.index["<pad>"]}
+    assert tok(["a shape", ""]).shape == (2, tok.max_len)
+
+
+def test_unknown_word_names_the_word_and_the_vocabulary():
+    with pytest.raises(ValueError, match=r"unknown word\(s\) \['hexagon'\].*vocabulary is \[.*'circle'"):
+        Tokenizer().encode("a red hexagon")
+
+
+def test_bad_inputs_get_clear_errors():
+    ev = Evaluator(width=8)
+    with pytest.raises(ValueError, match=r"\(B, 3, 32, 32\).*got \(2, 1, 32, 32\)"):
+        ev(torch.zeros(2, 1, 32, 32))
+    with pytest.raises(ValueError, match=r"got \(2, 3, 64, 64\)"):
+        ev(torch.zeros(2, 3, 64, 64))
+    with pytest.raises(ValueError, match="unknown shape/style"):
+        sample_scenes(4, 0, shapes=("hexagon",))
+    with pytest.raises(ValueError, match="steps and batch"):
+        TeacherConfig(steps=0)
+
+
+def test_teacher_loss_decreases_on_a_fixed_batch():
+    from diffusers import DDPMScheduler, UNet2DConditionModel
+
+    from divdistill.tiny.teacher import NOISE_SCHEDULE, diffusion_loss, unet_config
+    from divdistill.tiny.text import TextEncoder
+
+    torch.manual_seed(0)
+    unet, enc, tok = UNet2DConditionModel(**unet_config(8, 16)), TextEncoder(dim=16), Tokenizer()
+    opt = torch.optim.Adam(list(unet.parameters()) + list(enc.parameters()), 2e-3)
+    sc = sample_scenes(16, seed=0)
+    t, noise = torch.randint(0, 1000, (16,)), torch.randn(16, 3, 32, 32)
+    losses = []
+    for _ in range(25):
+        loss = diffusion_loss(unet, enc, tok, sc.images, sc.prompts, t, noise, DDPMScheduler(**NOISE_SCHEDULE))
+        opt.zero_grad(), loss.backward(), opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.7 * losses[0]
+
+
+def test_evaluator_loss_decreases():
+    torch.manual_seed(0)
+    ev, sc = Evaluator(width=8), sample_scenes(32, seed=0)
+    opt = torch.optim.Adam(ev.parameters(), 3e-3)
+    losses = []
+    for _ in range(25):
+        loss = evaluator_loss(ev, sc)
+        opt.zero_grad(), loss.backward(), opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_killed_teacher_run_resumes_exactly(tmp_path):
+    cfg = dict(batch=4, width=8, text_dim=16, ckpt_every=2)
+    train_teacher(str(tmp_path / "straight"), TeacherConfig(steps=4, **cfg), progress=False)
+    train_teacher(str(tmp_path / "killed"), TeacherConfig(steps=2, **cfg), progress=False)  # "killed" after step 2
+    state = torch.load(tmp_path / "killed" / "train_state.pt", weights_only=False)
+    assert state["step"] == 2
+    train_teacher(str(tmp_path / "killed"), TeacherConfig(steps=4, **cfg), progress=False)  # resumes at step 2
+    a = torch.load(tmp_path / "straight" / "train_state.pt", weights_only=False)
+    b = torch.load(tmp_path / "killed" / "train_state.pt", weights_only=False)
+    assert b["step"] == 4 and len(b["losses"]) == 4 and a["losses"] == b["losses"]
+    for k in a["ema"]:
+        assert torch.equal(a["ema"][k], b["ema"][k]), k
+
+
+def test_evaluator_training_writes_provenance(tmp_path):
+    res = train_evaluator(str(tmp_path), EvaluatorConfig(steps=3, batch=8, width=8), progress=False)
+    import json
+
+    prov = json.load(open(tmp_path / "provenance.json"))
+    assert prov["steps"] == 3 and prov["metrics"]["n"] == 2000 and "git_commit" in prov
+    assert 0 <= res["acc_shape"] <= 1
+
+
+def test_committed_world_loads_and_samples_deterministically(tiny_world):
+    plan = base(tiny_world, n=5)
+    a = run_plan(tiny_world, plan, ["a red circle", "a shape"], [7, 8]).images
+    b = run_plan(tiny_world, plan, ["a red circle", "a shape"], [7, 8]).images
+    assert torch.equal(a, b) and a.shape == (2, 3, 32, 32)
+
+
+def test_committed_checkpoints_have_provenance():
+    import json
+
+    from divdistill.tiny.loader import data_dir
+
+    for part in ("teacher", "evaluator"):
+        prov = json.load(open(os.path.join(data_dir(), part, "provenance.json")))
+        assert {"config", "seed", "steps", "wall_time_s", "git_commit", "metrics"} <= set(prov)
+        assert prov["metrics"], part
