@@ -20,9 +20,9 @@ def plain_dmd2_sources() -> DDILConfig:
 
 @dataclass
 class DMD2Config:
-    iters: int = 300
+    iters: int = 250
     batch: int = 16
-    lr_gen: float = 2e-5
+    lr_gen: float = 5e-5
     lr_fake: float = 1e-4
     fake_updates: int = 5  # fake-score updates per generator update (DMD2's two-time-scale rule)
     real_guidance: float = 4.0

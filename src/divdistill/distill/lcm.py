@@ -29,9 +29,9 @@ def consistency_fn(unet, x_t, t, cond, ac, reflected: bool) -> torch.Tensor:
 
 @dataclass
 class LCMConfig:
-    iters: int = 800
+    iters: int = 500
     batch: int = 32
-    lr: float = 1e-4
+    lr: float = 2e-4
     ema: float = 0.95
     teacher_guidance: float = 4.0
     seed: int = 0

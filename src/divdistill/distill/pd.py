@@ -22,9 +22,9 @@ def trailing_grid(n: int) -> list[int]:
 class PDConfig:
     start_steps: int = 32  # the guided teacher's steps in stage one
     final_steps: int = 4
-    iters_per_stage: int = 250
+    iters_per_stage: int = 150
     batch: int = 32
-    lr: float = 1e-4
+    lr: float = 2e-4
     teacher_guidance: float = 4.0
     seed: int = 0
     ddil: DDILConfig = field(default_factory=lambda: DDILConfig(enabled=False))

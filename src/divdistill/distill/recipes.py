@@ -17,17 +17,17 @@ def _plain(reflected: bool) -> DDILConfig:
     return DDILConfig(enabled=reflected, priors=(1.0, 0.0, 0.0), late_priors=None, reflected=reflected)
 
 
-RECIPES = {
-    "pd": ("pd", lambda: PDConfig()),
-    "pd_ddil": ("pd", lambda: PDConfig(ddil=_ddil(True))),
-    "lcm": ("lcm", lambda: LCMConfig()),
-    "lcm_reflected": ("lcm", lambda: LCMConfig(ddil=_plain(True))),
-    "lcm_ddil": ("lcm", lambda: LCMConfig(ddil=_ddil(False, priors=(0.5, 0.0, 0.5), late_priors=None))),
-    "lcm_ddil_reflected": ("lcm", lambda: LCMConfig(ddil=_ddil(True, priors=(0.5, 0.0, 0.5), late_priors=None))),
+RECIPES = {  # trained in this order by `train-all`: the paper's main student (DMD2) first
     "dmd2": ("dmd2", lambda: DMD2Config()),
     "dmd2_ddil": ("dmd2", lambda: DMD2Config(ddil=DDILConfig(priors=(0.2, 0.3, 0.5), late_priors=None, buffer_size=128,
                                                               refresh_every=1, refresh_batch=16, reflected=True,
                                                               rollout="renoise"))),
+    "lcm": ("lcm", lambda: LCMConfig()),
+    "lcm_ddil": ("lcm", lambda: LCMConfig(ddil=_ddil(False, priors=(0.5, 0.0, 0.5), late_priors=None))),
+    "lcm_reflected": ("lcm", lambda: LCMConfig(ddil=_plain(True))),
+    "lcm_ddil_reflected": ("lcm", lambda: LCMConfig(ddil=_ddil(True, priors=(0.5, 0.0, 0.5), late_priors=None))),
+    "pd": ("pd", lambda: PDConfig()),
+    "pd_ddil": ("pd", lambda: PDConfig(ddil=_ddil(True))),
 }
 
 
