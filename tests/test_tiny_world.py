@@ -4,7 +4,7 @@ import os
 import pytest
 import torch
 
-from divdistill import base, distilled, run_plan
+from divdistill import base, run_plan
 from divdistill.tiny import SHAPES, STYLES, Tokenizer, parse_prompt, sample_scenes, scenes_for_prompt
 from divdistill.tiny.evaluator import Evaluator, EvaluatorConfig, evaluator_loss, train_evaluator
 from divdistill.tiny.teacher import TeacherConfig, train_teacher

@@ -138,12 +138,13 @@ def run_plan(world: World, plan: Plan, prompts, seeds, capture: bool = True, eta
             sched.set_begin_index(start)
         xs = x * sched.init_noise_sigma if start == 0 else x * _vp_scale(sched, start)
         for j, step in enumerate(steps):
-            x_in = sched.scale_model_input(xs, step.timestep)
+            t_sched = sched.timesteps[start + j]  # Euler-type schedulers index by their own (float) timestep
+            x_in = sched.scale_model_input(xs, t_sched)
             out_model, calls = predict(spec, x_in, step.timestep, cond, step.guidance)
             nfe += calls
             x_vp = xs / _vp_scale(sched, start + j)
             kw = {"generator": gens} if gens is not None and accepts(sched.step, "generator") else {}
-            out = sched.step(out_model, step.timestep, xs, return_dict=True, **kw)
+            out = sched.step(out_model, t_sched, xs, return_dict=True, **kw)
             x0 = x0_from_step(out, sched, out_model, x_vp, step.timestep)
             if capture:
                 dts.append(world.decode(x0).float().cpu())

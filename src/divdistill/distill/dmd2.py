@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from ..tiny.world import sample_scenes
 from .common import (STUDENT_TS, add_noise, alphas_cumprod, clone_unet, guided_eps, save_student, x0_from_eps)
 from .ddil import DDILConfig, ReplayBuffer, draw_batch, refresh_buffer
-from .loop import Teacher, fit, last_mean, step_generator
+from .loop import Teacher, fit, last_mean, random_prompts, step_generator
 
 
 def plain_dmd2_sources() -> DDILConfig:
@@ -51,7 +51,8 @@ def dmd_loss(x_fake, cond, uncond, real, fake, cfg, g, ac, reflected) -> torch.T
     return 0.5 * F.mse_loss(x_fake, (x_fake - grad).detach())
 
 
-def train_dmd2(root: str, out: str, cfg: DMD2Config, device: str = "cpu", progress: bool = True, name: str | None = None) -> dict:
+def train_dmd2(root: str, out: str, cfg: DMD2Config, device: str = "cpu", progress: bool = True,
+              name: str | None = None) -> dict:
     """Distribution-matching distillation of the tiny teacher into a 4-step generator (999/749/499/249)."""
     torch.manual_seed(cfg.seed)
     T = Teacher(root, device)
@@ -61,21 +62,14 @@ def train_dmd2(root: str, out: str, cfg: DMD2Config, device: str = "cpu", progre
     opt_f = torch.optim.AdamW(fake.parameters(), lr=cfg.lr_fake, weight_decay=0.0, betas=(0.0, 0.999))
     buffer, grid, refl = ReplayBuffer(cfg.ddil.buffer_size), list(STUDENT_TS), cfg.ddil.reflected
 
-    def t_eps(prompts):
-        c, u = T.encode(prompts)
-        return lambda x, t: guided_eps(T.unet, x, t, c, u, cfg.real_guidance)
-
-    def s_eps(prompts):
-        c, _ = T.encode(prompts)
-        return lambda x, t: gen(x, t, encoder_hidden_states=c).sample
+    t_eps, s_eps = T.eps_fn(guidance=cfg.real_guidance), T.eps_fn(gen)  # DDIL's teacher and student rollouts
 
     def step_fn(step: int) -> float:
         g = step_generator(cfg.seed, step)
         if step % cfg.ddil.refresh_every == 0:  # backward simulation (and teacher rollouts with DDIL)
             gen.eval()
             refresh_buffer(buffer, cfg.ddil, {"teach": t_eps, "student": s_eps}, grid,
-                           sample_scenes(cfg.ddil.refresh_batch, seed=int(torch.randint(2**31, (1,), generator=g))).prompts,
-                           g, ac, device=T.device)
+                           random_prompts(cfg.ddil.refresh_batch, g), g, ac, device=T.device)
             gen.train()
         sc = sample_scenes(cfg.batch, seed=int(torch.randint(2**31, (1,), generator=g)))
         t = torch.tensor(grid, device=T.device)[torch.randint(0, len(grid), (cfg.batch,), generator=g)]

@@ -5,7 +5,6 @@ import os
 import statistics
 import time
 
-import torch
 
 from .. import metrics as M
 from ..plan import base, distilled

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from ..tiny.world import sample_scenes
 from .common import LCM_TS, alphas_cumprod, clone_unet, ddim_step, guided_eps, save_student, x0_from_eps
 from .ddil import DDILConfig, ReplayBuffer, draw_batch, refresh_buffer
-from .loop import Teacher, fit, last_mean, step_generator
+from .loop import Teacher, fit, last_mean, random_prompts, step_generator
 
 SKIP = 20  # 50-step skipping grid, as LCMScheduler's original_inference_steps=50
 GRID = list(range(999, 0, -SKIP))  # 999, 979, ..., 19
@@ -42,7 +42,8 @@ class LCMConfig:
             raise ValueError(f"ema must be in [0, 1), got {self.ema}")
 
 
-def train_lcm(root: str, out: str, cfg: LCMConfig, device: str = "cpu", progress: bool = True, name: str | None = None) -> dict:
+def train_lcm(root: str, out: str, cfg: LCMConfig, device: str = "cpu", progress: bool = True,
+              name: str | None = None) -> dict:
     """Consistency-distil the tiny teacher into a 4-step LCM student (LCMScheduler, 999/759/499/259)."""
     torch.manual_seed(cfg.seed)
     T = Teacher(root, device)
@@ -52,21 +53,14 @@ def train_lcm(root: str, out: str, cfg: LCMConfig, device: str = "cpu", progress
     buffer = ReplayBuffer(cfg.ddil.buffer_size)
     refl = cfg.ddil.reflected
 
-    def t_eps(prompts):
-        c, u = T.encode(prompts)
-        return lambda x, t: guided_eps(T.unet, x, t, c, u, cfg.teacher_guidance)
-
-    def s_eps(prompts):
-        c, _ = T.encode(prompts)
-        return lambda x, t: student(x, t, encoder_hidden_states=c).sample
+    t_eps, s_eps = T.eps_fn(guidance=cfg.teacher_guidance), T.eps_fn(student)  # DDIL's teacher and student rollouts
 
     def step_fn(step: int) -> float:
         g = step_generator(cfg.seed, step)
         if cfg.ddil.enabled and step % cfg.ddil.refresh_every == 0:  # student unrolled on its own 4-step schedule
             student.eval()
             refresh_buffer(buffer, cfg.ddil, {"teach": t_eps, "student": s_eps}, list(LCM_TS),
-                           sample_scenes(cfg.ddil.refresh_batch, seed=int(torch.randint(2**31, (1,), generator=g))).prompts,
-                           g, ac, device=T.device)
+                           random_prompts(cfg.ddil.refresh_batch, g), g, ac, device=T.device)
             student.train()
         sc = sample_scenes(cfg.batch, seed=int(torch.randint(2**31, (1,), generator=g)))
         t = torch.tensor(GRID, device=T.device)[torch.randint(0, len(GRID) - 1, (cfg.batch,), generator=g)]

@@ -61,3 +61,21 @@ class Teacher:
     def encode(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         cond = self.enc(self.tok(prompts).to(self.device))  # (B, L, D)
         return cond, self.enc(self.tok([""] * len(prompts)).to(self.device))
+
+    def eps_fn(self, unet=None, guidance: float = 1.0):
+        """prompts → eps(x, t) of `unet` (default: the teacher) with CFG; the form DDIL's rollouts take."""
+        from .common import guided_eps
+
+        net = self.unet if unet is None else unet
+
+        def for_prompts(prompts):
+            c, u = self.encode(prompts)
+            return lambda x, t: guided_eps(net, x, t, c, u, guidance)
+        return for_prompts
+
+
+def random_prompts(n: int, g: torch.Generator) -> list[str]:
+    """Prompts of n fresh pretraining scenes, drawn from the step's generator."""
+    from ..tiny.world import sample_scenes
+
+    return sample_scenes(n, seed=int(torch.randint(2**31, (1,), generator=g))).prompts

@@ -5,12 +5,11 @@ import math
 from dataclasses import asdict, dataclass, field
 
 import torch
-import torch.nn.functional as F
 
 from ..tiny.world import sample_scenes
-from .common import alphas_cumprod, clone_unet, ddim_step, guided_eps, save_student, x0_from_eps
+from .common import alphas_cumprod, clone_unet, ddim_step, save_student, x0_from_eps
 from .ddil import DDILConfig, ReplayBuffer, draw_batch, refresh_buffer
-from .loop import Teacher, fit, last_mean, step_generator
+from .loop import Teacher, fit, last_mean, random_prompts, step_generator
 
 
 def trailing_grid(n: int) -> list[int]:
@@ -50,7 +49,8 @@ def pd_target(x_t, t, t_mid, t_next, teacher_eps, ac, reflected: bool) -> torch.
     return (x_next - r * x_t) / (a_n.sqrt() - r * a_t.sqrt())
 
 
-def train_pd(root: str, out: str, cfg: PDConfig, device: str = "cpu", progress: bool = True, name: str | None = None) -> dict:
+def train_pd(root: str, out: str, cfg: PDConfig, device: str = "cpu", progress: bool = True,
+              name: str | None = None) -> dict:
     """Distil the tiny teacher 32 → 16 → 8 → 4 steps (optionally with DDIL's training distribution)."""
     torch.manual_seed(cfg.seed)
     T = Teacher(root, device)
@@ -69,28 +69,22 @@ def train_pd(root: str, out: str, cfg: PDConfig, device: str = "cpu", progress: 
         n = cfg.stages[stage]
         grid, fine = trailing_grid(n), trailing_grid(2 * n)
 
-        def t_eps(prompts):
-            c, u = T.encode(prompts)
-            w = cfg.teacher_guidance if stage == 0 else 1.0
-            net = T.unet if stage == 0 else stage_teacher
-            return lambda x, t: guided_eps(net, x, t, c, u, w)
-
-        def s_eps(prompts):
-            c, _ = T.encode(prompts)
-            return lambda x, t: student(x, t, encoder_hidden_states=c).sample
+        # stage one distils the guided teacher; later stages the previous (unguided) student
+        t_eps = T.eps_fn(guidance=cfg.teacher_guidance) if stage == 0 else T.eps_fn(stage_teacher)
+        s_eps = T.eps_fn(student)
 
         g = step_generator(cfg.seed, step)
         if cfg.ddil.enabled and step % cfg.ddil.refresh_every == 0:
             student.eval()
             refresh_buffer(buffer, cfg.ddil, {"teach": t_eps, "student": s_eps}, grid,
-                           sample_scenes(cfg.ddil.refresh_batch, seed=int(torch.randint(2**31, (1,), generator=g))).prompts,
-                           g, ac, device=T.device)
+                           random_prompts(cfg.ddil.refresh_batch, g), g, ac, device=T.device)
             student.train()
         sc = sample_scenes(cfg.batch, seed=int(torch.randint(2**31, (1,), generator=g)))
         idx = torch.randint(0, n, (cfg.batch,), generator=g)
         t = torch.tensor([grid[i] for i in idx.tolist()], device=T.device)
         noise = torch.randn(sc.images.shape, generator=g).to(T.device)
-        x_t, t, prompts, _ = draw_batch(cfg.ddil, step / total, sc.images.to(T.device), sc.prompts, noise, t, buffer, g, ac)
+        x_t, t, prompts, _ = draw_batch(cfg.ddil, step / total, sc.images.to(T.device), sc.prompts, noise, t, buffer,
+                                        g, ac)
         k = torch.tensor([grid.index(int(v)) for v in t], device=T.device)
         t_mid = torch.tensor([fine[2 * i + 1] for i in k.tolist()], device=T.device)
         t_next = torch.tensor([grid[i + 1] if i + 1 < n else -1 for i in k.tolist()], device=T.device)

@@ -1,12 +1,13 @@
 """The committed tiny students: one recipe per row of the DDIL paper's tables (plain, +reflected, +DDIL)."""
 from __future__ import annotations
 
+from .adversarial import AdversarialConfig
 from .ddil import DDILConfig
 from .dmd2 import DMD2Config, plain_dmd2_sources
 from .lcm import LCMConfig
 from .pd import PDConfig
 
-METHODS = ("pd", "lcm", "dmd2")
+METHODS = ("pd", "lcm", "dmd2", "adversarial")
 
 
 def _ddil(reflected: bool, **kw) -> DDILConfig:
@@ -28,6 +29,8 @@ RECIPES = {  # trained in this order by `train-all`: the paper's main student (D
     "lcm_ddil_reflected": ("lcm", lambda: LCMConfig(ddil=_ddil(True, priors=(0.5, 0.0, 0.5), late_priors=None))),
     "pd": ("pd", lambda: PDConfig()),
     "pd_ddil": ("pd", lambda: PDConfig(ddil=_ddil(True))),
+    "turbo": ("adversarial", lambda: AdversarialConfig(kind="turbo")),
+    "lightning": ("adversarial", lambda: AdversarialConfig(kind="lightning", iters=100, distill_weight=1.0)),
 }
 
 
@@ -49,6 +52,8 @@ def train(name: str, root: str, out: str, device: str = "cpu", progress: bool = 
         from .pd import train_pd as fn
     elif method == "lcm":
         from .lcm import train_lcm as fn
+    elif method == "adversarial":
+        from .adversarial import train_adversarial as fn
     else:
         from .dmd2 import train_dmd2 as fn
     return fn(root, out, cfg, device=device, progress=progress, name=name)

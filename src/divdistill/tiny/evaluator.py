@@ -7,7 +7,6 @@ prompt adherence and attributes such as size for sliders.
 """
 from __future__ import annotations
 
-import copy
 import json
 import os
 import time
