@@ -29,7 +29,7 @@ def test_pd_loss_decreases(teacher_root, tmp_path):
     from divdistill.tiny.loader import load_unet
     from divdistill.tiny.world import sample_scenes
 
-    cfg = PDConfig(start_steps=8, final_steps=4, iters_per_stage=40, batch=8, lr=1e-3)
+    cfg = PDConfig(start_steps=8, final_steps=4, iters_per_stage=40, batch=8, lr=2e-4)
     train_pd(teacher_root, str(tmp_path), cfg, progress=False)
     T, ac = Teacher(teacher_root), alphas_cumprod()
     g = torch.Generator().manual_seed(123)

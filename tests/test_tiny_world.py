@@ -53,7 +53,7 @@ def test_unknown_word_names_the_word_and_the_vocabulary():
 
 
 def test_bad_inputs_get_clear_errors():
-    ev = Evaluator(width=8)
+    ev = Evaluator(width=16)
     with pytest.raises(ValueError, match=r"\(B, 3, 32, 32\).*got \(2, 1, 32, 32\)"):
         ev(torch.zeros(2, 1, 32, 32))
     with pytest.raises(ValueError, match=r"got \(2, 3, 64, 64\)"):
@@ -85,7 +85,7 @@ def test_teacher_loss_decreases_on_a_fixed_batch():
 
 def test_evaluator_loss_decreases():
     torch.manual_seed(0)
-    ev, sc = Evaluator(width=8), sample_scenes(32, seed=0)
+    ev, sc = Evaluator(width=16), sample_scenes(32, seed=0)
     opt = torch.optim.Adam(ev.parameters(), 3e-3)
     losses = []
     for _ in range(25):
@@ -110,7 +110,7 @@ def test_killed_teacher_run_resumes_exactly(tmp_path):
 
 
 def test_evaluator_training_writes_provenance(tmp_path):
-    res = train_evaluator(str(tmp_path), EvaluatorConfig(steps=3, batch=8, width=8), progress=False)
+    res = train_evaluator(str(tmp_path), EvaluatorConfig(steps=3, batch=8, width=16), progress=False)
     import json
 
     prov = json.load(open(tmp_path / "provenance.json"))

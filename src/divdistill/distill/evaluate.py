@@ -17,7 +17,7 @@ from ..tiny.world import sample_scenes
 COLUMNS = ("fid", "adherence", "precision", "recall", "density", "coverage", "diversity")
 
 
-def evaluate_plan(world, plan, evaluator, n: int, seed: int, n_div: int = 20) -> dict:
+def evaluate_plan(world, plan, evaluator, n: int, seed: int, n_div: int = 10) -> dict:
     """FID_tiny, adherence and PRDC against data for the same prompts; per-prompt pairwise diversity."""
     real = sample_scenes(n, seed=50_000 + seed)
     fake = generate(world, plan, real.prompts, [seed * 100_000 + i for i in range(n)], batch_size=128).images
