@@ -54,11 +54,15 @@ class _FeatureModule(torch.nn.Module):
 
 def prdc(real_feats: torch.Tensor, fake_feats: torch.Tensor, k: int = 5) -> dict:
     """Precision, recall, density, coverage (Naeem et al. 2020) via the `prdc` package, k nearest neighbours."""
+    import contextlib
+    import io
+
     from prdc import compute_prdc
 
-    return {k_: float(v) for k_, v in compute_prdc(real_features=np.asarray(real_feats, dtype=np.float32),
-                                                     fake_features=np.asarray(fake_feats, dtype=np.float32),
-                                                     nearest_k=k).items()}
+    with contextlib.redirect_stdout(io.StringIO()):  # prdc prints its sample counts
+        res = compute_prdc(real_features=np.asarray(real_feats, dtype=np.float32),
+                           fake_features=np.asarray(fake_feats, dtype=np.float32), nearest_k=k)
+    return {k_: float(v) for k_, v in res.items()}
 
 
 @torch.no_grad()
