@@ -33,8 +33,9 @@ def time_plans(world, plans: dict, prompts, seeds, repeats: int) -> dict:
     times = {k: [] for k in plans}
     for name, plan in plans.items():  # warm-up
         dd.run_plan(world, plan, prompts, seeds, capture=False)
-    for _ in range(repeats):
-        for name, plan in plans.items():
+    for r in range(repeats):
+        order = list(plans.items()) if r % 2 == 0 else list(plans.items())[::-1]  # alternate who runs first
+        for name, plan in order:
             if world.device.type == "cuda":
                 torch.cuda.synchronize()
             t0 = time.perf_counter()
