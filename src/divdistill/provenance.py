@@ -29,6 +29,16 @@ def atomic_torch_save(obj, path: str) -> None:
     os.replace(tmp, path)
 
 
+def atomic_save_safetensors(state: dict, path: str, dtype=torch.float16) -> None:
+    """Save a state dict as safetensors (cast to `dtype`) through a temporary file and rename."""
+    from safetensors.torch import save_file
+
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}"
+    save_file({k: v.detach().to(dtype).contiguous() for k, v in state.items()}, tmp)
+    os.replace(tmp, path)
+
+
 def git_commit() -> str:
     """The current git commit (with '+dirty' when the tree has changes), or 'unknown' outside a checkout."""
     here = os.path.dirname(os.path.abspath(__file__))

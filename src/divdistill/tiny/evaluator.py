@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..provenance import atomic_torch_save, atomic_write_json, provenance
+from ..provenance import atomic_save_safetensors, atomic_torch_save, atomic_write_json, provenance
 from .world import COLOR_NAMES, POS_RANGE, SHAPES, SIZE_RANGE, STYLES, sample_scenes
 
 HEADS = {"shape": len(SHAPES), "color": len(COLOR_NAMES), "bg": 2, "style": len(STYLES)}
@@ -142,12 +142,7 @@ def evaluator_accuracy(model: Evaluator, n: int = 2000, seed: int = 424242) -> d
 
 
 def save_evaluator(model: Evaluator, out: str) -> None:
-    from safetensors.torch import save_file
-
-    os.makedirs(out, exist_ok=True)
-    tmp = os.path.join(out, "evaluator.safetensors.tmp")
-    save_file({k: v.detach().half().contiguous() for k, v in model.state_dict().items()}, tmp)
-    os.replace(tmp, os.path.join(out, "evaluator.safetensors"))
+    atomic_save_safetensors(model.state_dict(), os.path.join(out, "evaluator.safetensors"))
     atomic_write_json(os.path.join(out, "config.json"), {"width": model.width})
 
 

@@ -72,13 +72,10 @@ class TextEncoder(nn.Module):
         return self.norm(self.body(h))
 
     def save(self, path: str) -> None:
-        from safetensors.torch import save_file
+        from ..provenance import atomic_save_safetensors, atomic_write_json
 
-        os.makedirs(path, exist_ok=True)
-        state = {k: v.detach().half().contiguous() for k, v in self.state_dict().items()}
-        save_file(state, os.path.join(path, "text_encoder.safetensors.tmp"))
-        os.replace(os.path.join(path, "text_encoder.safetensors.tmp"), os.path.join(path, "text_encoder.safetensors"))
-        _atomic_json(os.path.join(path, "text_encoder.json"), {**self.config, "vocab": list(VOCAB)})
+        atomic_save_safetensors(self.state_dict(), os.path.join(path, "text_encoder.safetensors"))
+        atomic_write_json(os.path.join(path, "text_encoder.json"), {**self.config, "vocab": list(VOCAB)})
 
     @classmethod
     def load(cls, path: str) -> "TextEncoder":
@@ -91,9 +88,3 @@ class TextEncoder(nn.Module):
         enc.load_state_dict({k: v.float() for k, v in load_file(os.path.join(path, "text_encoder.safetensors")).items()})
         return enc.eval()
 
-
-def _atomic_json(path: str, obj) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)

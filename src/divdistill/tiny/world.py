@@ -81,6 +81,14 @@ def render(shape, color_rgb, size, x, y, bg_rgb, style, res: int = RES) -> torch
     return img * 2 - 1
 
 
+def _palette(color: torch.Tensor, bg: torch.Tensor, u) -> tuple[torch.Tensor, torch.Tensor]:
+    """Jittered shape colour and background (tone + hue) RGB, each (n, 3), drawing from the uniform source `u`."""
+    n = color.shape[0]
+    color_rgb = (torch.tensor(list(COLORS.values()))[color] + 0.06 * (u(n, 3) * 2 - 1)).clamp(0, 1)
+    tone = torch.where(bg == 0, 0.08 + 0.12 * u(n), 0.78 + 0.14 * u(n))  # (n,)
+    return color_rgb, (tone.view(n, 1) + 0.08 * (u(n, 3) * 2 - 1)).clamp(0, 1)
+
+
 def make_prompt(shape: int, color: int, size: float, bg: int, style: int, named) -> str:
     """Compose the prompt naming only the factors flagged in `named` (shape, color, size, bg, style)."""
     words = ["a"]
@@ -127,11 +135,7 @@ def sample_scenes(n: int, seed: int, *, shapes=PRETRAIN_SHAPES, styles=("filled"
     x = POS_RANGE[0] + (POS_RANGE[1] - POS_RANGE[0]) * u(n)
     y = POS_RANGE[0] + (POS_RANGE[1] - POS_RANGE[0]) * u(n)
     bg = torch.randint(2, (n,), generator=g)
-    base = torch.tensor(list(COLORS.values()))[color]  # (n, 3)
-    color_rgb = (base + 0.06 * (u(n, 3) * 2 - 1)).clamp(0, 1)
-    tone = torch.where(bg == 0, 0.08 + 0.12 * u(n), 0.78 + 0.14 * u(n))  # (n,)
-    hue = 0.08 * (u(n, 3) * 2 - 1)
-    bg_rgb = (tone.view(n, 1) + hue).clamp(0, 1)
+    color_rgb, bg_rgb = _palette(color, bg, u)
     img = render(shape, color_rgb, size, x, y, bg_rgb, style, res)
     named = u(n, 5) < torch.tensor(p_name)
     named[:, 4] &= style == 1  # only the non-default style is ever named
@@ -157,10 +161,7 @@ def scenes_for_prompt(prompt: str, n: int, seed: int, res: int = RES) -> Scenes:
     if spec["size"] is not None:
         lo, hi = (SIZE_RANGE[0], SMALL_LARGE_SPLIT) if spec["size"] == 0 else (SMALL_LARGE_SPLIT, SIZE_RANGE[1])
         size = lo + (hi - lo) * u(n)
-    base = torch.tensor(list(COLORS.values()))[color]
-    color_rgb = (base + 0.06 * (u(n, 3) * 2 - 1)).clamp(0, 1)
-    tone = torch.where(bg == 0, 0.08 + 0.12 * u(n), 0.78 + 0.14 * u(n))
-    bg_rgb = (tone.view(n, 1) + 0.08 * (u(n, 3) * 2 - 1)).clamp(0, 1)
+    color_rgb, bg_rgb = _palette(color, bg, u)
     img = render(shape, color_rgb, size, sc.x, sc.y, bg_rgb, style, res)
     named = torch.tensor([[spec[f] is not None for f in FACTORS]] * n)
     return Scenes(img, shape, color, size, sc.x, sc.y, bg, style, [prompt] * n, named)
