@@ -36,16 +36,73 @@ def show_rows(rows: dict[str, torch.Tensor], nrow: int, title: str = "", scale_n
     return fig
 
 
-def markdown_table(rows: list[dict], columns: list[str] | None = None, digits: int = 3):
-    """Result rows as a Markdown table (IPython display object; a plain string outside IPython)."""
-    columns = columns or list(dict.fromkeys(k for r in rows for k in r))
-    fmt = lambda v: f"{v:.{digits}f}" if isinstance(v, float) else ("–" if v is None else str(v))  # noqa: E731
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(fmt(r.get(c)) for c in columns) + " |" for r in rows]
-    text = "\n".join(lines)
-    try:
-        from IPython.display import Markdown
+def _fmt(v, digits: int) -> str:
+    if v is None or (isinstance(v, float) and v != v):
+        return "–"
+    if isinstance(v, bool):
+        return "✓" if v else "✗"
+    return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
 
-        return Markdown(text)
-    except ImportError:
-        return text
+
+def _numeric(v) -> bool:
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return True
+    s = str(v).replace("±", "").replace("[", "").replace("]", "").replace(",", "").replace("%", "").split()
+    try:
+        [float(x.replace("−", "-")) for x in s]
+        return bool(s)
+    except ValueError:
+        return False
+
+
+class Table:
+    """A result table that renders as HTML in notebooks and the book (numbers right-aligned, paper columns shaded)
+    and as Markdown text elsewhere."""
+
+    PAPER_STYLE = "background:#eef2f8;color:#1d3a6e;font-style:italic"
+
+    def __init__(self, rows: list[dict], columns=None, digits: int = 3, paper_columns=(), caption: str = ""):
+        self.rows, self.digits, self.caption = list(rows), digits, caption
+        self.columns = list(columns or dict.fromkeys(k for r in self.rows for k in r))
+        self.paper_columns = set(paper_columns)
+        unknown = self.paper_columns - set(self.columns)
+        if unknown:
+            raise ValueError(f"paper_columns {sorted(unknown)} are not table columns; columns: {self.columns}")
+
+    def _cell(self, tag: str, text: str, col: str, numeric: bool) -> str:
+        import html
+
+        style = ["text-align:right" if numeric else "text-align:left"]
+        if col in self.paper_columns:
+            style.append(self.PAPER_STYLE)
+        return f'<{tag} style="{";".join(style)}">{html.escape(text)}</{tag}>'
+
+    def _repr_html_(self) -> str:
+        import html
+
+        num = {c: all(_numeric(r.get(c)) or r.get(c) is None for r in self.rows) for c in self.columns}
+        head = "".join(self._cell("th", ("paper: " if c in self.paper_columns else "") + c, c, num[c])
+                       for c in self.columns)
+        body = "".join("<tr>" + "".join(self._cell("td", _fmt(r.get(c), self.digits), c, num[c])
+                                        for c in self.columns) + "</tr>" for r in self.rows)
+        cap = f"<caption>{html.escape(self.caption)}</caption>" if self.caption else ""
+        return (f'<table class="dd-table">{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>')
+
+    def markdown(self) -> str:
+        cols = [("paper: " if c in self.paper_columns else "") + c for c in self.columns]
+        lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+        lines += ["| " + " | ".join(_fmt(r.get(c), self.digits) for c in self.columns) + " |" for r in self.rows]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return self.markdown()
+
+
+def table(rows: list[dict], columns=None, digits: int = 3, paper_columns=(), caption: str = "") -> Table:
+    """Result rows as a table: HTML in the book, Markdown in a terminal. `paper_columns` are the papers' numbers."""
+    return Table(rows, columns, digits, paper_columns, caption)
+
+
+def markdown_table(rows: list[dict], columns: list[str] | None = None, digits: int = 3):
+    """Deprecated name of `table` (kept for old notebooks): renders as an HTML table."""
+    return table(rows, columns, digits)

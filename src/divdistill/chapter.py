@@ -1,0 +1,109 @@
+"""The chapters' one preamble: load the world of a scale, its perceptual features, captions and the summary writer."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import torch
+
+from . import claims
+from .worlds import SCALES, load_world
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+DEFAULT_SUMMARY_DIR = os.path.join(ROOT, "book", "summaries")
+SDXL_EXTRA = 'pip install -e ".[sdxl]"'
+
+
+@dataclass
+class Chapter:
+    """What every chapter notebook needs: the world, a perceptual feature map, captions and its summary file."""
+
+    name: str
+    scale: str
+    world: object
+    seed: int = 0
+    summary_dir: str = DEFAULT_SUMMARY_DIR
+    stand_in_metrics: bool = False
+    extras: dict = field(default_factory=dict)
+
+    @property
+    def evaluator(self):
+        """The tiny evaluator CNN (tiny scale only)."""
+        if self.scale != "tiny":
+            raise ValueError(f"the tiny evaluator exists only at scale='tiny' (this chapter runs at {self.scale!r})")
+        if "evaluator" not in self.extras:
+            from .tiny.evaluator import load_evaluator
+
+            root = self.world.extras.get("evaluator_root") or os.path.join(self.world.extras["root"], "evaluator")
+            self.extras["evaluator"] = load_evaluator(root).to(self.world.device)
+        return self.extras["evaluator"]
+
+    @property
+    def distance_name(self) -> str:
+        if self.scale == "tiny":
+            return "evaluator-feature cosine distance"
+        return "pixel stand-in distance (test fixture)" if self.stand_in_metrics else "DreamSim distance"
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """Perceptual features of images (B, 3, H, W) in [-1, 1] → (B, D): tiny = evaluator, sdxl = DreamSim."""
+        from .metrics import features
+
+        if self.scale == "tiny":
+            return features(self.evaluator, images)
+        if self.stand_in_metrics:  # random-weight fixture runs: no perceptual model exists offline
+            return torch.nn.functional.adaptive_avg_pool2d(images.float().cpu(), 8).flatten(1)
+        return dreamsim_features(images, self.extras)
+
+    def caption(self, text: str) -> str:
+        """A figure caption that names the scale which produced it."""
+        return f"{text} [scale={self.scale}]"
+
+    def summarize(self, entries: list[dict]) -> str:
+        """Write book/summaries/<chapter>.json (entries from `claims.entry`); returns the path."""
+        return claims.write_summary(self.name, entries, self.summary_dir)
+
+
+def dreamsim_features(images: torch.Tensor, cache: dict) -> torch.Tensor:
+    """DreamSim embeddings (the paper's diversity metric, Table 3) of images in [-1, 1]; needs the sdxl extra."""
+    try:
+        from dreamsim import dreamsim
+    except ImportError as e:
+        raise ImportError(f"DreamSim diversity at scale='sdxl' needs the `dreamsim` package: {SDXL_EXTRA}") from e
+    dev = images.device if images.is_cuda else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if "dreamsim" not in cache:
+        cache["dreamsim"] = dreamsim(pretrained=True, device=str(dev))[0]
+    model = cache["dreamsim"]
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(images), 32):
+            x = (images[i:i + 32].float().to(dev).clamp(-1, 1) + 1) / 2  # (b, 3, H, W) in [0, 1]
+            x = torch.nn.functional.interpolate(x, size=(224, 224), mode="bicubic", align_corners=False)
+            out.append(model.embed(x.clamp(0, 1)).float().cpu())
+    return torch.cat(out)
+
+
+def open_chapter(name: str, scale: str = "tiny", device: str | None = None, seed: int = 0, sources=None,
+                 summary_dir: str | None = None, stand_in_metrics: bool = False, **world_kwargs) -> Chapter:
+    """The preamble of every chapter notebook.
+
+    Args:
+        name: the notebook's name (its summary is book/summaries/<name>.json).
+        scale: "tiny" or "sdxl".
+        device: torch device (default: cuda when available).
+        seed: the chapter's seed (torch's global seed is set from it).
+        sources: sdxl only: local checkpoint folders (the tests' random-weight fixture), passed to load_world.
+        summary_dir: where the summary goes (default book/summaries of this checkout).
+        stand_in_metrics: sdxl only: use pixel features instead of DreamSim (fixture runs with no downloads).
+        **world_kwargs: passed to load_world (tiny: students, variant; sdxl: models, lora_mode).
+    Returns:
+        A Chapter.
+    """
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}; valid scales: {SCALES}")
+    if sources is not None and scale != "sdxl":
+        raise ValueError("sources= points the sdxl loader at local checkpoints; it has no meaning at scale='tiny'")
+    torch.manual_seed(seed)
+    if sources is not None:
+        world_kwargs["sources"] = sources
+    world = load_world(scale, device=device, **world_kwargs)
+    return Chapter(name, scale, world, seed, summary_dir or DEFAULT_SUMMARY_DIR, stand_in_metrics)
