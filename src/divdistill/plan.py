@@ -110,6 +110,27 @@ def hybrid(world, name: str, k: int = 1, base_guidance: float = 0.0, timesteps=N
     return Plan(tuple(steps), f"hybrid({name}, k={k})")
 
 
+def on_sampler(world, student: str, guidance: float | None = None, timesteps=None) -> Plan:
+    """The sampler control (issue 8): the base on the student's own sampler and grid at a given guidance.
+
+    Equal step-for-step to `hybrid(world, student, k=len(grid), base_guidance=g)`: every step is the base's, integrated
+    by the student's scheduler on the student's timesteps. Comparing a student with this plan isolates what
+    distillation did from what the few-step (re-noising) sampler did.
+
+    Args:
+        world: the loaded world.
+        student: the student's registry name (its scheduler and default grid are used).
+        guidance: the base's CFG scale; default the base's registry guidance.
+        timesteps: the grid; default the student's own.
+    Returns:
+        A Plan of len(grid) base steps named `on_sampler(<student>, g=<g>)`.
+    """
+    g = _spec(world, world.base_name).guidance if guidance is None else float(guidance)
+    grid = distilled(world, student, None, None, timesteps)
+    steps = tuple(Step(world.base_name, s.timestep, g, student) for s in grid)
+    return Plan(steps, f"on_sampler({student}, g={g:g})")
+
+
 def skip_first(world, name: str, k: int = 1, timesteps=None) -> Plan:
     """Table 4: drop the student's first k steps (its first prediction is made from pure noise at a later t)."""
     student = distilled(world, name, None, None, timesteps)
