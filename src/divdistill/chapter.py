@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 import torch
 
 from . import claims
+from .evaluation.extractors import SDXL_EXTRA, dreamsim_features  # noqa: F401 (re-exported)
 from .worlds import SCALES, load_world
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 DEFAULT_SUMMARY_DIR = os.path.join(ROOT, "book", "summaries")
-SDXL_EXTRA = 'pip install -e ".[sdxl]"'
 
 
 @dataclass
@@ -61,25 +61,6 @@ class Chapter:
     def summarize(self, entries: list[dict]) -> str:
         """Write book/summaries/<chapter>.json (entries from `claims.entry`); returns the path."""
         return claims.write_summary(self.name, entries, self.summary_dir)
-
-
-def dreamsim_features(images: torch.Tensor, cache: dict) -> torch.Tensor:
-    """DreamSim embeddings (the paper's diversity metric, Table 3) of images in [-1, 1]; needs the sdxl extra."""
-    try:
-        from dreamsim import dreamsim
-    except ImportError as e:
-        raise ImportError(f"DreamSim diversity at scale='sdxl' needs the `dreamsim` package: {SDXL_EXTRA}") from e
-    dev = images.device if images.is_cuda else torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if "dreamsim" not in cache:
-        cache["dreamsim"] = dreamsim(pretrained=True, device=str(dev))[0]
-    model = cache["dreamsim"]
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(images), 32):
-            x = (images[i:i + 32].float().to(dev).clamp(-1, 1) + 1) / 2  # (b, 3, H, W) in [0, 1]
-            x = torch.nn.functional.interpolate(x, size=(224, 224), mode="bicubic", align_corners=False)
-            out.append(model.embed(x.clamp(0, 1)).float().cpu())
-    return torch.cat(out)
 
 
 def open_chapter(name: str, scale: str = "tiny", device: str | None = None, seed: int = 0, sources=None,

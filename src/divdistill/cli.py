@@ -1,10 +1,18 @@
-"""Resumable generation from a prompt CSV (e.g. COCO-30k with its per-row seeds): any plan, either scale."""
+"""Resumable generation from a prompt CSV (e.g. COCO-30k with its per-row seeds): any plan, either scale, N processes.
+
+Multi-process: `accelerate launch --num_processes N -m divdistill.cli ...` (or torchrun) shards the CSV by row
+(process r takes rows r, r+N, ...); each shard keeps its own manifest and the last shard to finish merges them
+into manifest.json (`--merge` does it by hand). Images depend only on (prompt, seed), so the output equals a
+single-process run's.
+"""
 from __future__ import annotations
 
 import argparse
 import csv
+import glob
 import json
 import os
+import statistics
 import sys
 import time
 
@@ -17,6 +25,8 @@ from .provenance import atomic_write_json
 
 REQUIRED = ("case_number", "prompt", "evaluation_seed")
 PLAN_FORMS = "base | distilled:NAME | hybrid:NAME[:k] | skip_first:NAME[:k]"
+TIMING_NOTE = ("seconds per image of the whole plan: prompt encoding, every step (the base step included) and the VAE "
+               "decode, CUDA-synchronised; PNG writing excluded; batch seconds / batch size, median over batches")
 
 
 def read_prompts(path: str, n: int | None = None) -> list[dict]:
@@ -52,6 +62,23 @@ def parse_plan(world, spec: str):
     raise ValueError(f"bad plan {spec!r}; valid forms: {PLAN_FORMS}")
 
 
+def shard_from_env() -> tuple[int, int]:
+    """(index, count) of this process under accelerate/torchrun (RANK, WORLD_SIZE); (0, 1) when run alone."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def shard_rows(rows: list[dict], index: int, count: int) -> list[dict]:
+    """Rows index, index + count, ... of the CSV selection (round-robin, so shards get alike prompts)."""
+    if count < 1 or not 0 <= index < count:
+        raise ValueError(f"bad shard {index} of {count}: need count >= 1 and 0 <= index < count")
+    return rows[index::count]
+
+
+def manifest_path(out: str, index: int = 0, count: int = 1) -> str:
+    """manifest.json for a single process; manifest.shard-IIIII-of-NNNNN.json for shard `index` of `count`."""
+    return os.path.join(out, "manifest.json" if count == 1 else f"manifest.shard-{index:05d}-of-{count:05d}.json")
+
+
 def _save_png(img: torch.Tensor, path: str) -> None:
     from PIL import Image
 
@@ -61,53 +88,156 @@ def _save_png(img: torch.Tensor, path: str) -> None:
     os.replace(tmp, path)
 
 
-def generate_csv(world, plan, rows: list[dict], out: str, batch: int = 4, progress: bool = True) -> dict:
-    """Generate every row's image into `out/`, skipping finished ones; the manifest records each finished image."""
+def _finished(out: str, plan_name: str) -> dict:
+    """Every image recorded by any manifest in `out` (merged or any shard) whose file exists."""
+    images = {}
+    for path in sorted(glob.glob(os.path.join(out, "manifest*.json"))):
+        with open(path) as f:
+            man = json.load(f)
+        if man["plan"] != plan_name:
+            raise ValueError(f"{out} holds images of plan {man['plan']!r}, not {plan_name!r}; use another folder")
+        images.update({k: v for k, v in man["images"].items() if os.path.exists(os.path.join(out, v["file"]))})
+    return images
+
+
+def _summary(manifest: dict) -> dict:
+    """Top-level timing of a manifest from its per-image records."""
+    secs = [v["seconds"] for v in manifest["images"].values() if "seconds" in v]
+    if secs:
+        manifest["seconds_per_image"] = statistics.median(secs)
+        manifest["timing_note"] = TIMING_NOTE
+    return manifest
+
+
+def _run_batch(world, plan, chunk: list[dict]):
+    """run_plan on one batch, timed end to end (prompt encoding included); returns (result, seconds)."""
     from .sampling import run_plan
 
+    cuda = world.device.type == "cuda"
+    if cuda:
+        torch.cuda.synchronize(world.device)
+    t0 = time.perf_counter()
+    res = run_plan(world, plan, [r["prompt"] for r in chunk], [r["seed"] for r in chunk], capture=False)
+    if cuda:
+        torch.cuda.synchronize(world.device)
+    return res, time.perf_counter() - t0
+
+
+def generate_csv(world, plan, rows: list[dict], out: str, batch: int = 4, progress: bool = True,
+                 shard: tuple[int, int] = (0, 1)) -> dict:
+    """Generate every row's image of shard (index, count) into `out/`, skipping finished ones; merge when all done.
+
+    Args:
+        world, plan: what generates (see `load_world`, `parse_plan`).
+        rows: the whole CSV selection (every shard passes the same rows).
+        out: the run folder (PNGs named by case number, manifests).
+        batch: images per `run_plan` call.
+        shard: (index, count) of this process; (0, 1) for a single process.
+    Returns:
+        The merged manifest once every row is done, else this shard's manifest.
+    """
+    index, count = shard
+    mine = shard_rows(rows, index, count)
     os.makedirs(out, exist_ok=True)
-    man_path = os.path.join(out, "manifest.json")
-    manifest = json.load(open(man_path)) if os.path.exists(man_path) else {"plan": plan.name, "images": {}}
-    if manifest["plan"] != plan.name:
-        raise ValueError(f"{out} holds images of plan {manifest['plan']!r}, not {plan.name!r}; use another folder")
-    done = {int(k) for k, v in manifest["images"].items() if os.path.exists(os.path.join(out, v["file"]))}
-    todo = [r for r in rows if r["case_number"] not in done]
-    bar = tqdm(total=len(rows), initial=len(rows) - len(todo), disable=not progress, desc=plan.name)
+    done = _finished(out, plan.name)
+    path = manifest_path(out, index, count)
+    manifest = _read(path)
+    manifest.update(plan=plan.name, steps=len(plan), shard=[index, count], batch=batch, images=done)
+    todo = [r for r in mine if str(r["case_number"]) not in done]
+    cuda = world.device.type == "cuda"
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(world.device)
+    bar = tqdm(total=len(mine), initial=len(mine) - len(todo), disable=not progress, desc=f"{plan.name} [{index}]")
     for i in range(0, len(todo), batch):
         chunk = todo[i:i + batch]
-        t0 = time.time()
-        res = run_plan(world, plan, [r["prompt"] for r in chunk], [r["seed"] for r in chunk], capture=False)
+        res, secs = _run_batch(world, plan, chunk)
         for r, img in zip(chunk, res.images):
             fname = f"{r['case_number']:06d}.png"
             _save_png(img, os.path.join(out, fname))
             manifest["images"][str(r["case_number"])] = {"file": fname, "prompt": r["prompt"], "seed": r["seed"],
-                                                         "nfe": res.nfe}
-        manifest["seconds_per_image"] = (time.time() - t0) / len(chunk)
-        atomic_write_json(man_path, manifest)  # after the images: a kill loses at most the unrecorded batch
+                                                         "nfe": res.nfe, "seconds": secs / len(chunk)}
+        manifest["nfe"] = res.nfe
+        manifest["device"] = torch.cuda.get_device_name(world.device) if cuda else str(world.device)
+        if cuda:
+            manifest["peak_gpu_memory_gib"] = max(manifest.get("peak_gpu_memory_gib", 0.0),
+                                                  torch.cuda.max_memory_allocated(world.device) / 2**30)
+        atomic_write_json(path, _summary(manifest))  # after the images: a kill loses at most the unrecorded batch
         bar.update(len(chunk))
     bar.close()
-    return manifest
+    if count == 1:
+        atomic_write_json(path, _summary(manifest))  # also folds in any shard manifests left in the folder
+        return manifest
+    return merge(out, plan.name, rows) or manifest
+
+
+def _read(path: str) -> dict:
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
+def merge(out: str, plan_name: str | None = None, rows: list[dict] | None = None) -> dict | None:
+    """Merge every shard manifest in `out` into manifest.json once the rows (default: all recorded) are done.
+
+    Returns the merged manifest, or None while some of `rows` are still missing (another shard is running).
+    """
+    shards = []
+    for path in sorted(glob.glob(os.path.join(out, "manifest.shard-*.json"))):
+        with open(path) as f:
+            shards.append(json.load(f))
+    if not shards:
+        raise FileNotFoundError(f"no shard manifests (manifest.shard-*.json) in {out}")
+    plan_name = plan_name or shards[0]["plan"]
+    images = _finished(out, plan_name)
+    if rows is not None and any(str(r["case_number"]) not in images for r in rows):
+        return None
+    peaks = [s["peak_gpu_memory_gib"] for s in shards if "peak_gpu_memory_gib" in s]
+    merged = {"plan": plan_name, "steps": shards[0]["steps"], "nfe": shards[0].get("nfe"),
+              "batch": shards[0]["batch"], "shards": [s["shard"] for s in shards],
+              "device": sorted({s.get("device", "?") for s in shards}),
+              "images": dict(sorted(images.items(), key=lambda kv: int(kv[0])))}
+    if peaks:
+        merged["peak_gpu_memory_gib"] = max(peaks)  # per GPU: each shard runs on its own
+    atomic_write_json(manifest_path(out), _summary(merged))
+    return merged
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="divdistill-generate", description=__doc__)
+    p = argparse.ArgumentParser(prog="divdistill-generate", description=__doc__.splitlines()[0])
     p.add_argument("--scale", default="tiny", choices=["tiny", "sdxl"])
-    p.add_argument("--plan", required=True, help=PLAN_FORMS)
-    p.add_argument("--csv", required=True, help="prompt CSV with case_number, prompt, evaluation_seed")
+    p.add_argument("--plan", help=PLAN_FORMS)
+    p.add_argument("--csv", help="prompt CSV with case_number, prompt, evaluation_seed")
     p.add_argument("--n", type=int, default=None, help="first n rows (default all)")
     p.add_argument("--out", required=True)
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--device", default=None)
     p.add_argument("--models", default="dmd2", help="sdxl: comma-separated students to load")
     p.add_argument("--lora-mode", action="store_true", help="sdxl: one UNet, students as LoRA adapters")
+    p.add_argument("--shard", default=None, help="INDEX/COUNT by hand (default: RANK/WORLD_SIZE of accelerate "
+                                                  "or torchrun, else 0/1)")
+    p.add_argument("--merge", action="store_true", help="only merge the shard manifests in --out")
     a = p.parse_args(argv)
+    if a.merge:
+        man = merge(a.out)
+        print(f"{len(man['images'])} images in {a.out}/manifest.json")
+        return 0
+    if not (a.plan and a.csv):
+        p.error("--plan and --csv are required (unless --merge)")
+    try:
+        index, count = shard_from_env() if a.shard is None else map(int, a.shard.split("/"))
+    except ValueError:
+        p.error(f"--shard wants INDEX/COUNT such as 0/4, got {a.shard!r}")
     from .worlds import load_world
 
+    device = a.device
+    if device is None and count > 1 and torch.cuda.is_available():
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', index)) % torch.cuda.device_count()}"
     kw = {} if a.scale == "tiny" else {"models": tuple(a.models.split(",")), "lora_mode": a.lora_mode}
-    world = load_world(a.scale, device=a.device, **kw)
+    world = load_world(a.scale, device=device, **kw)
     plan = parse_plan(world, a.plan)
-    man = generate_csv(world, plan, read_prompts(a.csv, a.n), a.out, a.batch)
-    print(f"{len(man['images'])} images in {a.out}")
+    man = generate_csv(world, plan, read_prompts(a.csv, a.n), a.out, a.batch, shard=(index, count))
+    print(f"shard {index}/{count}: {len(man['images'])} images recorded in {a.out}")
     return 0
 
 

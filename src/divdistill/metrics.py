@@ -68,11 +68,16 @@ def prdc(real_feats: torch.Tensor, fake_feats: torch.Tensor, k: int = 5) -> dict
 @torch.no_grad()
 def adherence(evaluator, images: torch.Tensor, prompts: list[str]) -> dict:
     """CLIP-score analogue: fraction of the factors each prompt names that the evaluator reads back correctly."""
+    dev = next(evaluator.parameters()).device
+    pred = {k: v.cpu() for k, v in evaluator.predict(images.to(dev).float().clamp(-1, 1)).items()}
+    return adherence_from_predictions(pred, prompts)
+
+
+def adherence_from_predictions(pred: dict, prompts: list[str]) -> dict:
+    """`adherence` from the evaluator's factor predictions (shape, color, size, bg, style: (B,) each), e.g. cached."""
     from .tiny.text import parse_prompt
     from .tiny.world import SMALL_LARGE_SPLIT
 
-    dev = next(evaluator.parameters()).device
-    pred = {k: v.cpu() for k, v in evaluator.predict(images.to(dev).float().clamp(-1, 1)).items()}
     hits: dict[str, list[bool]] = {k: [] for k in ("shape", "color", "size", "bg", "style")}
     for i, p in enumerate(prompts):
         spec = parse_prompt(p)
