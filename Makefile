@@ -16,8 +16,9 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt -e .
 	@rm -f $(VENV)/.stamp-*; touch $@
 
+# Notebooks re-execute only when their source, src/, data/ or parameters changed; `make book FORCE=1` runs all.
 notebooks: venv
-	$(PY) -m divdistill.book execute
+	$(PY) -m divdistill.book execute $(if $(FORCE),--force)
 
 html: venv
 	$(PY) -m divdistill.book html

@@ -1,21 +1,24 @@
-"""The notebook convention: output-free sources, a tagged parameters cell, a Colab install cell, and a smoke run."""
+"""The notebook convention and the book as a reader sees it: output-free sources, a tagged parameters cell, a Colab
+install cell naming the one repository URL, a smoke-size execution of every notebook and an HTML build of the book
+that is parsed like a reader's browser would."""
 import ast
 import glob
+import json
+import math
 import os
+import re
 
 import nbformat
 import pytest
 
+from divdistill.book import INSTALL_CELL, declared_parameters, repo_url
+from divdistill.claims import CLAIMS, FIELDS
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 NOTEBOOKS = sorted(glob.glob(os.path.join(ROOT, "notebooks", "*.ipynb")))
+NAMES = [os.path.splitext(os.path.basename(p))[0] for p in NOTEBOOKS]
 # smoke-size values for the parameters notebooks declare (only names a notebook declares are passed)
 SMOKE = {"n_per_prompt": 2, "n_eval": 40, "n_samples": 8, "n_prompts": 2, "n_seeds": 1, "batch_size": 8}
-
-
-def _params(nb) -> dict:
-    src = nb.cells[0].source
-    return {t.id: None for node in ast.parse(src).body if isinstance(node, ast.Assign) for t in node.targets
-            if isinstance(t, ast.Name)}
 
 
 def test_there_are_notebooks():
@@ -33,19 +36,88 @@ def test_source_notebook_is_output_free(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=os.path.basename)
 def test_parameters_and_install_cells(path):
     nb = nbformat.read(path, as_version=4)
-    first, second = nb.cells[0], nb.cells[1]
+    first, second, third = nb.cells[0], nb.cells[1], nb.cells[2]
     assert first.cell_type == "code" and "parameters" in first.metadata.get("tags", [])
-    assert {"scale", "device", "seed"} <= set(_params(nb))
-    assert second.cell_type == "code" and "hide-output" in second.metadata.get("tags", [])
-    assert "find_spec(\"divdistill\")" in second.source and "pip" in second.source
+    assert {"scale", "device", "seed"} <= declared_parameters(nb)
+    assert second.cell_type == "code" and {"hide-output", "remove-input"} <= set(second.metadata.get("tags", []))
+    assert second.source == INSTALL_CELL.format(url=repo_url()), \
+        f"{path}: the install cell drifted from _config.yml; run `python -m divdistill.book sync-url`"
+    assert third.cell_type == "markdown" and third.source.lstrip().startswith("# "), \
+        f"{path}: cell 3 must open the chapter with its title"
+
+
+@pytest.fixture(scope="session")
+def smoke_book(tmp_path_factory):
+    """Every notebook executed at smoke size and the whole book rendered, once per session."""
+    from divdistill.book import build_copy
+
+    dest = tmp_path_factory.mktemp("book")
+    index = build_copy(str(dest), SMOKE)
+    return dest
 
 
 @pytest.mark.notebooks
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=os.path.basename)
-def test_notebook_executes_at_smoke_size(path, tmp_path):
-    import papermill as pm
+@pytest.mark.parametrize("name", NAMES)
+def test_notebook_executes_at_smoke_size(smoke_book, name):
+    nb = nbformat.read(str(smoke_book / "book" / f"{name}.ipynb"), as_version=4)
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    assert not errors and nb.metadata["divdistill"]["input_hash"]
 
-    nb = nbformat.read(path, as_version=4)
-    params = {k: v for k, v in SMOKE.items() if k in _params(nb)}
-    pm.execute_notebook(path, str(tmp_path / os.path.basename(path)), parameters=params, kernel_name="python3",
-                        cwd=os.path.dirname(path), progress_bar=False)
+
+@pytest.mark.notebooks
+def test_smoke_summaries_are_complete_and_finite(smoke_book):
+    paths = glob.glob(str(smoke_book / "book" / "summaries" / "*.json"))
+    for path in paths:
+        for e in json.load(open(path)):
+            assert set(FIELDS) <= set(e) and e["id"] in CLAIMS and e["holds"] in (True, False, None)
+            assert e["n"] > 0 and not re.search(r"\bnan\b|\binf\b", e["ours"].lower()), (path, e)
+
+
+def _pages(smoke_book):
+    from bs4 import BeautifulSoup
+
+    html_dir = smoke_book / "_build" / "html"
+    return {n: BeautifulSoup((html_dir / f"{n}.html").read_text(), "html.parser") for n in NAMES + ["claims", "intro"]}
+
+
+def _visible_code(cell) -> bool:
+    """A code cell whose input a reader sees without clicking (not removed, not collapsed)."""
+    inp = cell.find("div", class_="cell_input")
+    return inp is not None and inp.find_parent("details") is None
+
+
+@pytest.mark.notebooks
+def test_book_pages_read_as_a_reader_expects(smoke_book):
+    for name, page in _pages(smoke_book).items():
+        body = page.find("article") or page
+        text = body.get_text("\n")
+        raw = [ln for ln in text.splitlines() if re.match(r"^\s*\|.*\|\s*$", ln) or re.match(r"^\s*\|?\s*-{3,}\s*\|", ln)]
+        assert not raw, f"{name}: raw markdown table text on the page: {raw[:2]}"
+        if name in NAMES:
+            h1 = body.find("h1")
+            assert h1 is not None, f"{name}: no title"
+            cells = body.find_all("div", class_="cell")
+            first_code = next((c for c in cells if _visible_code(c)), None)
+            if first_code is not None:
+                order = [el for el in body.find_all(True) if el is h1 or el is first_code]
+                assert order[0] is h1, f"{name}: visible code comes before the chapter title"
+        for img in body.find_all("img"):
+            fig = img.find_parent("figure")
+            assert img.get("alt") or (fig is not None and fig.find("figcaption")) or img.find_parent(
+                "div", class_="cell_output"), f"{name}: an image without alt text or caption: {str(img)[:120]}"
+
+
+@pytest.mark.notebooks
+def test_result_tables_are_html_tables(smoke_book):
+    pages = _pages(smoke_book)
+    assert any(p.find("table", class_="dd-table") for p in pages.values()), "no result table rendered as <table>"
+    ledger = pages["claims"]
+    rows = ledger.find("table").find_all("tr")
+    ids = {r.find("td").get_text(strip=True) for r in rows[1:] if r.find("td")}
+    assert set(CLAIMS) <= ids, f"the claims ledger misses {sorted(set(CLAIMS) - ids)}"
+    assert pages["intro"].find("a", href=re.compile(r"claims\.html")), "the intro does not link the claims ledger"
+
+
+def test_smoke_parameters_are_declared_somewhere():
+    declared = set().union(*(declared_parameters(nbformat.read(p, 4)) for p in NOTEBOOKS))
+    assert set(SMOKE) & declared, "no notebook declares any smoke-size parameter"

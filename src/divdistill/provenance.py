@@ -10,15 +10,20 @@ import time
 import torch
 
 
-def atomic_write_json(path: str, obj) -> None:
-    """Write JSON to `path` via a temporary file and rename, so a kill never leaves half a file."""
+def atomic_write_text(path: str, text: str) -> None:
+    """Write text to `path` via a temporary file and rename, so a kill never leaves half a file."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.tmp{os.getpid()}"
     with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True, default=float)
+        f.write(text)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def atomic_write_json(path: str, obj) -> None:
+    """Write JSON to `path` atomically (see `atomic_write_text`)."""
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=float))
 
 
 def atomic_torch_save(obj, path: str) -> None:

@@ -106,3 +106,39 @@ def table(rows: list[dict], columns=None, digits: int = 3, paper_columns=(), cap
 def markdown_table(rows: list[dict], columns: list[str] | None = None, digits: int = 3):
     """Deprecated name of `table` (kept for old notebooks): renders as an HTML table."""
     return table(rows, columns, digits)
+
+
+class Figure:
+    """A matplotlib figure shown as <figure> with alt text and a caption (the book has no other place for them)."""
+
+    def __init__(self, fig, caption: str, dpi: int = 110):
+        import base64
+        import io
+
+        import matplotlib.pyplot as plt
+
+        if not caption:
+            raise ValueError("a figure needs a caption that says what it shows and which scale produced it")
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+        plt.close(fig)
+        self.png, self.caption = buf.getvalue(), caption
+        self._b64 = base64.b64encode(self.png).decode()
+
+    def _repr_html_(self) -> str:
+        import html
+
+        cap = html.escape(self.caption)
+        return (f'<figure class="dd-figure"><img src="data:image/png;base64,{self._b64}" alt="{cap}" '
+                f'style="max-width:100%"><figcaption>{cap}</figcaption></figure>')
+
+    def _repr_png_(self) -> bytes:
+        return self.png
+
+    def __repr__(self) -> str:
+        return f"<Figure: {self.caption}>"
+
+
+def figure(fig, caption: str) -> Figure:
+    """Show a matplotlib figure with its caption (name the scale in it, e.g. via `Chapter.caption`)."""
+    return Figure(fig, caption)
