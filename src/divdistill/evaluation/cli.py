@@ -15,6 +15,7 @@ import torch
 
 from ..provenance import atomic_write_json, provenance
 from . import scores as S
+from .extractors import MissingExtraError
 from .core import (TABLE3_PROMPTS, evaluate_run, reference, sdxl_suite, table2_markdown, tiny_suite,
                    write_diversity_csv, write_tiny_reference)
 
@@ -56,7 +57,10 @@ def main(argv=None) -> int:
         _parser().error("give run folders to evaluate (or --write-ref-stats NPZ with --ref FOLDER)")
     device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
     t0 = time.time()
-    suite = tiny_suite(device) if a.scale == "tiny" else sdxl_suite(device, a.clip_model, not a.no_diversity)
+    try:
+        suite = tiny_suite(device) if a.scale == "tiny" else sdxl_suite(device, a.clip_model, not a.no_diversity)
+    except MissingExtraError as e:
+        raise SystemExit(f"divdistill-evaluate: {e}") from e
     real = stats = None
     if a.ref:
         real, stats = reference(a.ref, suite, os.path.join(a.out, "cache"), a.batch)
