@@ -179,11 +179,9 @@ def ledger_markdown(summary_dir: str, book_dir: str) -> str:
             link = f"[{nb}]({nb}.ipynb)" if os.path.exists(os.path.join(book_dir, f"{nb}.ipynb")) else nb
             lines.append(f"| {cid} | {_cell(e['claim'])} | {_cell(e['paper'])} | {_cell(ours.get('tiny', '–'))} | "
                          f"{_cell(ours.get('sdxl', '–'))} | {holds} | {link} |")
-    lines += ["", "Notes from the chapters:", ""]
-    for cid, got in by_id.items():
-        for nb, e in got:
-            if e.get("note"):
-                lines.append(f"- **{cid}** ({e['scale']}, {nb}): {e['note']}")
+    notes = [f"- **{cid}** ({e['scale']}, {nb}): {e['note']}" for cid, got in by_id.items() for nb, e in got
+             if e.get("note")]
+    lines += ["", "## Notes from the chapters", "", *notes] if notes else []
     return "\n".join(lines) + "\n"
 
 
@@ -216,6 +214,7 @@ def build_copy(dest: str, parameters: dict, force: bool = True) -> str:
     for md in glob.glob(os.path.join(BOOK, "*.md")):
         if os.path.basename(md) != "claims.md":
             shutil.copy(md, book)
+    shutil.copytree(os.path.join(BOOK, "_static"), os.path.join(book, "_static"), dirs_exist_ok=True)
     summaries = os.path.join(book, "summaries")
     execute(parameters={**parameters, "summary_dir": summaries}, out_dir=book, force=force)
     return html(book, dest, summary_dir=summaries, quiet=True)
