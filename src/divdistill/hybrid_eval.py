@@ -88,15 +88,20 @@ def _row_record(r, s: S.Sample, ref, sizes: Sizes, scale: str) -> dict:
     reps, per = sizes.tier(r.family, r.key)
     rec = {"label": r.label, "family": r.family, "plan": r.plan.name, "timesteps": r.plan.timesteps,
            "models": r.plan.models, "guidance": [st.guidance for st in r.plan], "nfe": s.nfe, "n": s.n,
-           "replicates": reps, "per_prompt": per,
-           "seconds_per_image": _est(S.seconds_per_image(s)),
-           "metrics": {m: _est(S.estimate(m, s, ref, sizes.n_boot)) for m in S.METRICS}}
+           "replicates": reps, "per_prompt": per, "seconds_per_image": _est(S.seconds_per_image(s))}
+    # FID's bias depends on n: every Table 2 row is scored on the same number of images per seed block
+    fid_sample = restrict(s, range(reps), min(per, sizes.base_per_prompt)) if r.family == "table" else s
+    rec["metrics"] = {m: _est(S.estimate(m, fid_sample if m == "fid" else s, ref, sizes.n_boot)) for m in S.METRICS}
     groups = sorted({k[1] for k in s.cells if k[1] >= 0})
     rec["per_prompt_diversity"] = [_est(S.estimate("diversity", S.Sample({k: c for k, c in s.cells.items()
                                                                           if k[1] == g}, s.nfe, [], r.key),
                                                    None, sizes.n_boot)) for g in groups]
-    common = restrict(s, (0,), min(per, sizes.sweep_per_prompt))  # the frontier's common footing
-    rec["frontier"] = {m: _est(S.estimate(m, common, ref, sizes.n_boot)) for m in ("diversity", "fid")}
+    fp = min(per, sizes.sweep_per_prompt)
+    if reps == 1 and fp == per:  # already on the frontier's common footing (first seed block, the sweep's seeds)
+        rec["frontier"] = {m: rec["metrics"][m] for m in ("diversity", "fid")}
+    else:
+        common = restrict(s, (0,), fp)
+        rec["frontier"] = {m: _est(S.estimate(m, common, ref, sizes.n_boot)) for m in ("diversity", "fid")}
     return rec
 
 

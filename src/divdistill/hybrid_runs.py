@@ -30,9 +30,10 @@ class Sizes:
     n_prompts: int = 10
     per_prompt: int = 100  # Table 2/3/4 rows
     replicates: int = 3
-    base_replicates: int = 1  # the 50-step base costs 25x a student: its own count
-    sweep_per_prompt: int = 50  # Fig. 7 and frontier rows (1 replicate); Table rows are restricted to this for them
-    other_per_prompt: int = 30  # the other students' Table 3 rows (1 replicate)
+    base_per_prompt: int = 50  # the 50-step base costs 25x a student: its own counts
+    base_replicates: int = 1
+    sweep_per_prompt: int = 20  # Fig. 7 and frontier rows (1 replicate); every row is compared on these seeds there
+    other_per_prompt: int = 10  # the other students' Table 3 rows (1 replicate)
     n_eval: int = 0  # sdxl only: COCO-30k rows (with their seeds) for FID/IS/CLIP
     n_ref: int = 3000  # real images for the FID reference (tiny: scenes drawn for the same prompts)
     batch_size: int = 100
@@ -41,7 +42,8 @@ class Sizes:
     def tier(self, family: str, key: str) -> tuple[int, int]:
         """(replicates, per prompt) for a row."""
         if family == "table":
-            return (self.base_replicates if key == "base50" else self.replicates), self.per_prompt
+            return (self.base_replicates, self.base_per_prompt) if key == "base50" else (self.replicates,
+                                                                                         self.per_prompt)
         if family == "other":
             return 1, self.other_per_prompt
         return 1, self.sweep_per_prompt

@@ -1,0 +1,139 @@
+"""The hybrid chapter (Tables 2–4, Fig. 7): statistics on constructed inputs, the control plan, NFE/time provenance,
+and the notebook at smoke size at both scales (sdxl against the random-weight fixture)."""
+import json
+import math
+import os
+
+import nbformat
+import numpy as np
+import pytest
+import torch
+
+import divdistill as dd
+from divdistill import hybrid_stats as S
+from divdistill.claims import verdict
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+NB = os.path.join(ROOT, "notebooks", "hybrid_diversity.ipynb")
+
+
+def _sample(feats_by_cell, name="s", probs=None):
+    cells = {k: S.Cell(np.asarray(f, np.float64), fid_feats=np.asarray(f, np.float64), probs=probs,
+                       adherence=np.ones(len(f))) for k, f in feats_by_cell.items()}
+    return S.Sample(cells, 4, [0.1, 0.1], name)
+
+
+def test_identical_sets_have_zero_diversity_difference_and_zero_fid():
+    rng = np.random.default_rng(0)
+    f = {(0, g): rng.normal(size=(40, 8)) for g in range(3)}
+    a, b = _sample(f, "a"), _sample(f, "b")
+    d = S.paired_diff("diversity", a, b, n_boot=50)
+    assert d.mean == 0 and d.lo == 0 and d.hi == 0
+    assert verdict(d, ">") is None  # a zero effect is never a claim holding
+    ref = S.frechet_stats(np.concatenate(list(f.values())))
+    assert abs(S.estimate("fid", a, ref, n_boot=20).mean) < 1e-6
+
+
+def test_weighted_frechet_matches_scipy_fid():
+    from scipy import linalg
+
+    rng = np.random.default_rng(1)
+    real, fake = rng.normal(size=(300, 6)), rng.normal(0.5, 1.3, size=(200, 6))
+    mu1, s1 = real.mean(0), np.cov(real, rowvar=False)
+    mu2, s2 = fake.mean(0), np.cov(fake, rowvar=False)
+    want = ((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * linalg.sqrtm(s1 @ s2).real)
+    got = S.weighted_frechet(S.frechet_stats(real), fake, np.ones((1, len(fake))))[0]
+    assert got == pytest.approx(want, rel=1e-6)
+
+
+def test_collapsed_set_has_lower_diversity_and_coverage_than_spread_set():
+    rng = np.random.default_rng(2)
+    spread = rng.normal(size=(120, 8)) + 3.0
+    collapsed = np.tile(spread[:1], (120, 1)) + 0.01 * rng.normal(size=(120, 8))
+    a, b = _sample({(0, 0): collapsed}, "collapsed"), _sample({(0, 0): spread}, "spread")
+    d = S.paired_diff("diversity", a, b, n_boot=100)
+    assert verdict(d, "<") is True
+    real = rng.normal(size=(120, 8)) + 3.0
+    cov_c, cov_s = dd.prdc(real, collapsed)["coverage"], dd.prdc(real, spread)["coverage"]
+    assert cov_c < cov_s
+
+
+def test_inception_score_of_confident_uniform_and_collapsed_posteriors():
+    k = 5
+    uniform = np.eye(k).repeat(4, 0)  # every class equally often, each image certain
+    collapsed = np.tile(np.eye(k)[:1], (20, 1))
+    ones = np.ones((1, 20))
+    assert S.weighted_inception_score(uniform, ones)[0] == pytest.approx(k, rel=1e-4)
+    assert S.weighted_inception_score(collapsed, ones)[0] == pytest.approx(1.0, rel=1e-4)
+
+
+@pytest.fixture(scope="module")
+def world():
+    return dd.load_world("tiny", device="cpu")
+
+
+def test_control_plan_equals_hybrid_with_every_step_given_to_the_base(world):
+    from divdistill.hybrid_plans import rows, students_of
+
+    for s in students_of(world):
+        n = len(dd.distilled(world, s))
+        for g in (0.0, world.spec("base").guidance):
+            assert dd.on_sampler(world, s, g).steps == dd.hybrid(world, s, k=n, base_guidance=g).steps
+    ctrl = {r.key: r.plan for r in rows(world, "dmd2")}["control"]
+    assert ctrl.steps == dd.hybrid(world, "dmd2", k=len(ctrl), base_guidance=world.spec("base").guidance).steps
+
+
+def test_nfe_and_seconds_come_from_the_run_that_made_the_images(world, monkeypatch):
+    from divdistill import hybrid_runs as H
+    from divdistill.chapter import Chapter
+    from divdistill.hybrid_plans import rows
+
+    calls = []
+    real_run = H.run_plan
+
+    def spy(*a, **kw):
+        out = real_run(*a, **kw)
+        calls.append(out)
+        return out
+
+    monkeypatch.setattr(H, "run_plan", spy)
+    ch = Chapter("hybrid_diversity", "tiny", world)
+    row = {r.key: r for r in rows(world, "dmd2")}["hybrid_g4"]
+    sizes = H.Sizes(n_prompts=2, sweep_per_prompt=3, batch_size=2)
+    s = H.run_sample(ch, row, sizes, lambda imgs, ps: {"feats": imgs.flatten(1).numpy(), "fid_feats": None,
+                                                       "probs": None, "adherence": None})
+    assert len(calls) == len(s.seconds) == 4  # 2 prompts x ceil(3 / 2) batches, each timed
+    assert s.nfe == calls[-1].nfe == 5  # base step with CFG (2 passes) + 3 student steps, counted by run_plan
+    assert all(t > 0 for t in s.seconds) and s.n == 6
+
+
+def _run_nb(tmp_path, **params):
+    import papermill as pm
+
+    out = tmp_path / "out.ipynb"
+    pm.execute_notebook(NB, str(out), parameters=dict(summary_dir=str(tmp_path), **params), kernel_name="python3",
+                        cwd=os.path.dirname(NB), progress_bar=False)
+    with open(tmp_path / "hybrid_diversity.json") as f:
+        return nbformat.read(str(out), as_version=4), json.load(f)
+
+
+@pytest.mark.notebooks
+def test_notebook_smoke_summary_is_finite(tmp_path):
+    _, summary = _run_nb(tmp_path, n_prompts=2, n_per_prompt=2, n_seeds=1, batch_size=8)
+    assert [e["id"] for e in summary] == ["C4", "C5", "C6", "C7", "C8"]
+    for e in summary:
+        nums = [float(x) for x in __import__("re").findall(r"-?\d+\.\d+", e["ours"])]
+        assert nums and all(math.isfinite(x) for x in nums), e
+        assert e["holds"] in (True, False, None) and e["n"] > 0
+
+
+@pytest.mark.notebooks
+def test_notebook_runs_at_sdxl_against_the_fixture(tmp_path):
+    from sdxl_fixture import build_tiny_sdxl
+
+    sources = build_tiny_sdxl(str(tmp_path / "fixture"))
+    nb, summary = _run_nb(tmp_path, scale="sdxl", sources=sources, stand_in_metrics=True, n_prompts=1,
+                          n_per_prompt=2, n_seeds=1, batch_size=4, device="cpu", quick=True)
+    assert {e["scale"] for e in summary} == {"sdxl"}
+    pngs = sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert pngs >= 4  # grids, DT trajectories, Fig. 7, frontier
