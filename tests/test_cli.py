@@ -59,3 +59,19 @@ def test_bad_plan_strings(tiny_world):
         parse_plan(tiny_world, "hybrid")
     with pytest.raises(KeyError, match="valid names"):
         parse_plan(tiny_world, "distilled:nope")
+
+
+def test_cli_shard_flag_and_merge_errors(tmp_path, capsys):
+    from divdistill.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["--plan", "base", "--csv", "p.csv", "--out", str(tmp_path), "--shard", "1-2"])
+    assert "--shard wants INDEX/COUNT" in capsys.readouterr().err
+    with pytest.raises(FileNotFoundError, match="no shard manifests"):
+        main(["--merge", "--out", str(tmp_path)])
+    with open(tmp_path / "manifest.shard-00000-of-00002.json", "w") as f:
+        json.dump({"plan": "base", "images": {}}, f)
+    from divdistill.evaluation.store import run_items
+
+    with pytest.raises(FileNotFoundError, match="divdistill-generate --merge"):
+        run_items(str(tmp_path))  # unmerged shards: evaluate says how to merge them
