@@ -10,7 +10,8 @@ import torch
 from diffusers import DDIMScheduler, LCMScheduler, UNet2DConditionModel
 
 from divdistill.registry import Conditioning, ModelSpec, World, scheduler_factory
-from divdistill.tiny.teacher import NOISE_SCHEDULE, unet_config
+from divdistill.tiny.schedule import SD_SCHEDULE as NOISE_SCHEDULE
+from divdistill.tiny.teacher import unet_config
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 STUDENT_TS = (999, 749, 499, 249)

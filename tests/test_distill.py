@@ -5,15 +5,16 @@ import pytest
 import torch
 from divdistill.distill import (DDILConfig, DMD2Config, LCMConfig, PDConfig, ReplayBuffer, choose_sources, draw_batch,
                                 recipe, refresh_buffer, train_dmd2, train_lcm, train_pd)
-from divdistill.distill.common import alphas_cumprod, ddim_step, x0_from_eps
+from divdistill.distill.common import ddim_step, x0_from_eps
+from divdistill.tiny.schedule import SD_SCHEDULE, alphas_cumprod
 
 
 @pytest.fixture(scope="module")
 def teacher_root():
     """The committed tiny world (its teacher is what every student distils)."""
-    from divdistill.tiny.loader import data_dir
+    from divdistill.tiny.loader import variant_dir
 
-    return data_dir()
+    return variant_dir("sd-schedule")
 
 
 def _early_late(losses, key=None, k=5):
@@ -31,7 +32,8 @@ def test_pd_loss_decreases(teacher_root, tmp_path):
 
     cfg = PDConfig(start_steps=8, final_steps=4, iters_per_stage=40, batch=8, lr=2e-4)
     train_pd(teacher_root, str(tmp_path), cfg, progress=False)
-    T, ac = Teacher(teacher_root), alphas_cumprod()
+    T = Teacher(teacher_root)
+    ac = T.ac
     g = torch.Generator().manual_seed(123)
     sc = sample_scenes(32, seed=99)
     t = torch.tensor([999, 749, 499, 249] * 8)
@@ -68,7 +70,7 @@ def test_ddil_sources_follow_priors():
 
 
 def test_draw_batch_mixes_sources_from_buffer():
-    ac, g = alphas_cumprod(), torch.Generator().manual_seed(1)
+    ac, g = alphas_cumprod(SD_SCHEDULE), torch.Generator().manual_seed(1)
     buf = ReplayBuffer(64)
     buf.add([(torch.full((3, 4, 4), 7.0), 499, "a red circle", 1)] * 8 + [(torch.full((3, 4, 4), 9.0), 749, "a shape", 2)] * 8)
     cfg = DDILConfig(priors=(0.2, 0.3, 0.5), late_priors=None)
@@ -87,7 +89,7 @@ def test_replay_buffer_capacity_and_refresh():
     buf = ReplayBuffer(5)
     buf.add([(torch.zeros(1), i, "p", 1) for i in range(8)])
     assert len(buf) == 5 and sorted(e[1] for e in buf.items) == [3, 4, 5, 6, 7]  # the oldest were overwritten
-    ac, g = alphas_cumprod(), torch.Generator().manual_seed(0)
+    ac, g = alphas_cumprod(SD_SCHEDULE), torch.Generator().manual_seed(0)
     buf2 = ReplayBuffer(100)
     eps = {"teach": lambda p: (lambda x, t: torch.zeros_like(x)), "student": lambda p: (lambda x, t: torch.ones_like(x))}
     refresh_buffer(buf2, DDILConfig(), eps, [999, 749, 499, 249], ["a shape"] * 6, g, ac, shape=(3, 4, 4))
@@ -100,7 +102,7 @@ def test_replay_buffer_capacity_and_refresh():
 
 
 def test_reflected_thresholding_clips_x0():
-    ac = alphas_cumprod()
+    ac = alphas_cumprod(SD_SCHEDULE)
     x, eps, t = torch.randn(4, 3, 8, 8) * 3, torch.randn(4, 3, 8, 8) * 3, torch.full((4,), 499)
     assert x0_from_eps(x, eps, t, ac).abs().max() > 1
     assert x0_from_eps(x, eps, t, ac, reflected=True).abs().max() <= 1

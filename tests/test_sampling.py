@@ -6,7 +6,7 @@ from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteS
 from divdistill import base, distilled, hybrid, run_plan, x0_from_step
 from divdistill.registry import scheduler_factory
 from divdistill.sampling import set_schedule
-from divdistill.tiny.teacher import NOISE_SCHEDULE
+from divdistill.tiny.schedule import SD_SCHEDULE as NOISE_SCHEDULE
 from conftest import STUDENT_TS
 
 PROMPTS, SEEDS = ["a red circle", "a square", "a blue shape"], [0, 1, 2]

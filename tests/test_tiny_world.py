@@ -67,7 +67,8 @@ def test_bad_inputs_get_clear_errors():
 def test_teacher_loss_decreases_on_a_fixed_batch():
     from diffusers import DDPMScheduler, UNet2DConditionModel
 
-    from divdistill.tiny.teacher import NOISE_SCHEDULE, diffusion_loss, unet_config
+    from divdistill.tiny.schedule import SD_SCHEDULE
+    from divdistill.tiny.teacher import diffusion_loss, unet_config
     from divdistill.tiny.text import TextEncoder
 
     torch.manual_seed(0)
@@ -77,7 +78,7 @@ def test_teacher_loss_decreases_on_a_fixed_batch():
     t, noise = torch.randint(0, 1000, (16,)), torch.randn(16, 3, 32, 32)
     losses = []
     for _ in range(25):
-        loss = diffusion_loss(unet, enc, tok, sc.images, sc.prompts, t, noise, DDPMScheduler(**NOISE_SCHEDULE))
+        loss = diffusion_loss(unet, enc, tok, sc.images, sc.prompts, t, noise, DDPMScheduler(**SD_SCHEDULE))
         opt.zero_grad(), loss.backward(), opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.7 * losses[0]
@@ -105,8 +106,9 @@ def test_killed_teacher_run_resumes_exactly(tmp_path):
     a = torch.load(tmp_path / "straight" / "train_state.pt", weights_only=False)
     b = torch.load(tmp_path / "killed" / "train_state.pt", weights_only=False)
     assert b["step"] == 4 and len(b["losses"]) == 4 and a["losses"] == b["losses"]
-    for k in a["ema"]:
-        assert torch.equal(a["ema"][k], b["ema"][k]), k
+    assert b["losses"] == a["losses"]
+    for k in a["parts"]["ema"]:
+        assert torch.equal(a["parts"]["ema"][k], b["parts"]["ema"][k]), k
 
 
 def test_evaluator_training_writes_provenance(tmp_path):
@@ -128,9 +130,9 @@ def test_committed_world_loads_and_samples_deterministically(tiny_world):
 def test_committed_checkpoints_have_provenance():
     import json
 
-    from divdistill.tiny.loader import data_dir
+    from divdistill.tiny.loader import evaluator_dir, variant_dir
 
-    for part in ("teacher", "evaluator"):
-        prov = json.load(open(os.path.join(data_dir(), part, "provenance.json")))
+    for path in (os.path.join(variant_dir("sd-schedule"), "teacher"), evaluator_dir()):
+        prov = json.load(open(os.path.join(path, "provenance.json")))
         assert {"config", "seed", "steps", "wall_time_s", "git_commit", "metrics"} <= set(prov)
-        assert prov["metrics"], part
+        assert prov["metrics"], path

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..tiny.world import sample_scenes
-from .common import STUDENT_TS, add_noise, alphas_cumprod, clone_unet, ddim_step, save_student, x0_from_eps
+from .common import STUDENT_TS, add_noise, clone_unet, ddim_step, save_student, x0_from_eps
 from .loop import Teacher, fit, last_mean, step_generator
 from .pd import pd_target, trailing_grid
 
@@ -66,7 +66,7 @@ def train_adversarial(root: str, out: str, cfg: AdversarialConfig, device: str =
     teacher steps (plus the PD regression term)."""
     torch.manual_seed(cfg.seed)
     T = Teacher(root, device)
-    ac = alphas_cumprod(T.device)
+    ac = T.ac
     student, disc = clone_unet(T.unet), TeacherFeatureDiscriminator(clone_unet(T.unet, trainable=False)).to(T.device)
     stage_teacher = clone_unet(T.unet, trainable=False)
     opt = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=0.0, betas=(0.0, 0.99))
@@ -108,7 +108,7 @@ def train_adversarial(root: str, out: str, cfg: AdversarialConfig, device: str =
                   "train_loss_disc_last50": last_mean(res["losses"], "disc")},
                  overrides={"timestep_spacing": "trailing"},
                  notes=("ADD-style: hinge GAN on frozen-teacher features + score distillation" if cfg.kind == "turbo"
-                        else "progressive adversarial: PD stages, conditional discriminator + PD regression"))
+                        else "progressive adversarial: PD stages, conditional discriminator + PD regression"), schedule=T.schedule)
     return res
 
 

@@ -13,13 +13,6 @@ STUDENT_TS = (999, 749, 499, 249)  # DMD2's / Lightning's 4-step schedule
 LCM_TS = (999, 759, 499, 259)  # LCMScheduler's default 4-step grid (50-step skipping grid)
 
 
-def alphas_cumprod(device="cpu") -> torch.Tensor:
-    """ᾱ_t of the SD/SDXL scaled-linear schedule (1000 steps), with ᾱ_{-1} = 1 appended at index -1."""
-    betas = torch.linspace(0.00085 ** 0.5, 0.012 ** 0.5, 1000, dtype=torch.float64) ** 2
-    a = torch.cumprod(1 - betas, 0).float()
-    return torch.cat([a, torch.ones(1)]).to(device)  # a[-1] = 1 so t_prev = -1 means "clean"
-
-
 def _a(ac, t, x):
     return ac[t].view(-1, *([1] * (x.dim() - 1)))  # (B, 1, 1, 1)
 
@@ -67,8 +60,15 @@ def clone_unet(unet: UNet2DConditionModel, trainable: bool = True) -> UNet2DCond
 
 
 def save_student(out: str, unet, name: str, scheduler: str, timesteps, cfg: dict, seed: int, steps: int,
-                 wall: float, metrics: dict, guidance: float = 0.0, overrides: dict | None = None, notes: str = ""):
-    """Write `out/unet` (fp16 safetensors), `out/student.json` (registry entry), `out/provenance.json`."""
+                 wall: float, metrics: dict, guidance: float = 0.0, overrides: dict | None = None, notes: str = "",
+                 schedule: dict | None = None):
+    """Write `out/unet` (fp16 safetensors), `out/student.json` (registry entry), `out/scheduler.json` (the noise
+    schedule it was distilled on: its teacher's), `out/provenance.json`."""
+    from ..tiny.schedule import save_schedule
+
+    if schedule is None:
+        raise ValueError(f"save_student({name!r}) needs the teacher's noise schedule (Teacher.schedule)")
+    save_schedule(out, schedule)
     u = copy.deepcopy(unet).cpu().half()
     u.save_pretrained(os.path.join(out, "unet"), safe_serialization=True)
     atomic_write_json(os.path.join(out, "student.json"), {

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from ..tiny.world import sample_scenes
-from .common import (STUDENT_TS, add_noise, alphas_cumprod, clone_unet, guided_eps, save_student, x0_from_eps)
+from .common import (STUDENT_TS, add_noise, clone_unet, guided_eps, save_student, x0_from_eps)
 from .ddil import DDILConfig, ReplayBuffer, draw_batch, refresh_buffer
 from .loop import Teacher, fit, last_mean, random_prompts, step_generator
 
@@ -56,7 +56,7 @@ def train_dmd2(root: str, out: str, cfg: DMD2Config, device: str = "cpu", progre
     """Distribution-matching distillation of the tiny teacher into a 4-step generator (999/749/499/249)."""
     torch.manual_seed(cfg.seed)
     T = Teacher(root, device)
-    ac = alphas_cumprod(T.device)
+    ac = T.ac
     gen, fake = clone_unet(T.unet), clone_unet(T.unet)
     opt_g = torch.optim.AdamW(gen.parameters(), lr=cfg.lr_gen, weight_decay=0.0, betas=(0.0, 0.999))
     opt_f = torch.optim.AdamW(fake.parameters(), lr=cfg.lr_fake, weight_decay=0.0, betas=(0.0, 0.999))
@@ -103,5 +103,5 @@ def train_dmd2(root: str, out: str, cfg: DMD2Config, device: str = "cpu", progre
                  cfg.seed, cfg.iters, res["wall"],
                  {"train_loss_gen_last50": last_mean(res["losses"], "gen"),
                   "train_loss_fake_last50": last_mean(res["losses"], "fake")},
-                 notes="DMD2 without the GAN head; LCMScheduler on 999/749/499/249 as DMD2's SDXL release")
+                 notes="DMD2 without the GAN head; LCMScheduler on 999/749/499/249 as DMD2's SDXL release", schedule=T.schedule)
     return res

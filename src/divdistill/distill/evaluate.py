@@ -31,7 +31,7 @@ def evaluate_plan(world, plan, evaluator, n: int, seed: int, n_div: int = 10) ->
 
 def evaluate_students(world, names=None, n: int = 1000, seeds=(0, 1, 2), write: bool = True, progress=print) -> list[dict]:
     """Rows (mean ± std over seeds) for the teacher (its 50-step plan) and each named student (its own 4 steps)."""
-    ev = load_evaluator(os.path.join(world.extras["root"], "evaluator"))
+    ev = load_evaluator(world.extras["evaluator_root"])
     names = list(world.students if names is None else names)
     rows = []
     for name in ["base"] + names:

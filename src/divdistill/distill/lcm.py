@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from ..tiny.world import sample_scenes
-from .common import LCM_TS, alphas_cumprod, clone_unet, ddim_step, guided_eps, save_student, x0_from_eps
+from .common import LCM_TS, clone_unet, ddim_step, guided_eps, save_student, x0_from_eps
 from .ddil import DDILConfig, ReplayBuffer, draw_batch, refresh_buffer
 from .loop import Teacher, fit, last_mean, random_prompts, step_generator
 
@@ -47,7 +47,7 @@ def train_lcm(root: str, out: str, cfg: LCMConfig, device: str = "cpu", progress
     """Consistency-distil the tiny teacher into a 4-step LCM student (LCMScheduler, 999/759/499/259)."""
     torch.manual_seed(cfg.seed)
     T = Teacher(root, device)
-    ac = alphas_cumprod(T.device)
+    ac = T.ac
     student, target = clone_unet(T.unet), clone_unet(T.unet, trainable=False)
     opt = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=0.0)
     buffer = ReplayBuffer(cfg.ddil.buffer_size)
@@ -89,5 +89,5 @@ def train_lcm(root: str, out: str, cfg: LCMConfig, device: str = "cpu", progress
     save_student(out, student, name, "LCMScheduler", LCM_TS,
                  {"kind": "student", "method": "lcm", **asdict(cfg)}, cfg.seed, cfg.iters, res["wall"],
                  {"train_loss_last50": last_mean(res["losses"])},
-                 notes=f"LCM, skipping-step DDIM teacher (k={SKIP}, w={cfg.teacher_guidance}), EMA {cfg.ema}")
+                 notes=f"LCM, skipping-step DDIM teacher (k={SKIP}, w={cfg.teacher_guidance}), EMA {cfg.ema}", schedule=T.schedule)
     return res

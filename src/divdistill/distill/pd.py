@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from ..tiny.world import sample_scenes
-from .common import alphas_cumprod, clone_unet, ddim_step, save_student, x0_from_eps
+from .common import clone_unet, ddim_step, save_student, x0_from_eps
 from .ddil import DDILConfig, ReplayBuffer, draw_batch, refresh_buffer
 from .loop import Teacher, fit, last_mean, random_prompts, step_generator
 
@@ -54,7 +54,7 @@ def train_pd(root: str, out: str, cfg: PDConfig, device: str = "cpu", progress: 
     """Distil the tiny teacher 32 → 16 → 8 → 4 steps (optionally with DDIL's training distribution)."""
     torch.manual_seed(cfg.seed)
     T = Teacher(root, device)
-    ac = alphas_cumprod(T.device)
+    ac = T.ac
     student, stage_teacher = clone_unet(T.unet), clone_unet(T.unet, trainable=False)
     opt = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=0.0)
     buffer = ReplayBuffer(cfg.ddil.buffer_size)
@@ -107,5 +107,5 @@ def train_pd(root: str, out: str, cfg: PDConfig, device: str = "cpu", progress: 
                  {"kind": "student", "method": "progressive_distillation", **asdict(cfg)}, cfg.seed, total,
                  res["wall"], {"train_loss_last50": last_mean(res["losses"])},
                  overrides={"timestep_spacing": "trailing"},
-                 notes=f"PD {cfg.start_steps}→{cfg.final_steps} steps, guided teacher (w={cfg.teacher_guidance})")
+                 notes=f"PD {cfg.start_steps}→{cfg.final_steps} steps, guided teacher (w={cfg.teacher_guidance})", schedule=T.schedule)
     return res

@@ -49,10 +49,10 @@ def evaluate_world(root: str, n: int = 1000, seed: int = 1234, device: str = "cp
     """Evaluator accuracy; teacher adherence, diversity vs data, FID_tiny(teacher, data) vs FID_tiny(data A, B)."""
     from .loader import load_tiny_world
 
-    ev = load_evaluator(os.path.join(root, "evaluator")).to(device)
-    ev_metrics = evaluator_accuracy(ev.cpu(), n=max(n, 1000), seed=seed)
-    update_metrics(os.path.join(root, "evaluator", "provenance.json"), ev_metrics)
     world = load_tiny_world(root, device=device, students=[])
+    ev = load_evaluator(world.extras["evaluator_root"]).to(device)
+    ev_metrics = evaluator_accuracy(ev.cpu(), n=max(n, 1000), seed=seed)
+    update_metrics(os.path.join(world.extras["evaluator_root"], "provenance.json"), ev_metrics)
     plan = base(world)
     t0 = time.time()
     ps, seeds = prompt_set(n)

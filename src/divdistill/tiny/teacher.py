@@ -3,21 +3,16 @@ from __future__ import annotations
 
 import copy
 import os
-import time
 from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler, UNet2DConditionModel
-from tqdm.auto import tqdm
 
-from ..provenance import atomic_torch_save, atomic_write_json, provenance
+from ..provenance import atomic_write_json, provenance
+from .schedule import diffusers_config, save_schedule, scheduler_config
 from .text import TextEncoder, Tokenizer
 from .world import RES, sample_scenes
-
-# The SD / SDXL training noise schedule: every diffusers scheduler built from this config applies unchanged.
-NOISE_SCHEDULE = dict(num_train_timesteps=1000, beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
-                      prediction_type="epsilon", clip_sample=False)
 
 
 def unet_config(width: int = 16, text_dim: int = 64) -> dict:
@@ -46,6 +41,10 @@ class TeacherConfig:
     # and sampling from pure noise reads the noise's random mean as the background colour.
     offset_noise: float = 0.1
     offset_noise_start: int = 5000
+    # The noise schedule: SNR(t) × snr_factor of SD's scaled-linear schedule (1 = SD's own; see tiny/schedule.py).
+    snr_factor: float = 1.0
+    # Fine-tune from this teacher folder instead of a random init (how Lin et al. 2024 re-fit SD to a new schedule).
+    init_from: str | None = None
 
     def __post_init__(self):
         if self.steps < 1 or self.batch < 1:
@@ -61,38 +60,43 @@ def diffusion_loss(unet, text_encoder, tok, x0, prompts, t, noise, sched) -> tor
     return F.mse_loss(unet(xt, t, encoder_hidden_states=emb).sample, noise)
 
 
-def train_teacher(out: str, cfg: TeacherConfig, device: str = "cpu", progress: bool = True) -> dict:
-    """Train (or resume) the tiny teacher and its text encoder; writes `out/unet`, `out/text_encoder`, provenance."""
+def train_teacher(out: str, cfg: TeacherConfig, device: str = "cpu", progress: bool = True, probe=None,
+                  probe_at=()) -> dict:
+    """Train (or resume) the tiny teacher and its text encoder; writes `out/unet`, `out/text_encoder`, its schedule and
+    provenance. `probe(ema_unet, ema_enc, schedule)` → metrics runs at the steps in `probe_at` (and at the end)."""
+    from ..distill.loop import ema_update, fit, loss_curve, optimizer_step
+
     torch.manual_seed(cfg.seed)
     unet = UNet2DConditionModel(**unet_config(cfg.width, cfg.text_dim)).to(device)
     enc = TextEncoder(dim=cfg.text_dim).to(device)
+    if cfg.init_from:  # fp16 on disk → this run's fp32 weights
+        init = UNet2DConditionModel.from_pretrained(os.path.join(cfg.init_from, "unet"))
+        unet.load_state_dict({k: v.float() for k, v in init.state_dict().items()})
+        enc.load_state_dict(TextEncoder.load(os.path.join(cfg.init_from, "text_encoder")).state_dict())
     ema = copy.deepcopy(torch.nn.ModuleDict({"unet": unet, "enc": enc})).requires_grad_(False)
     params = list(unet.parameters()) + list(enc.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
-    sched, tok = DDPMScheduler(**NOISE_SCHEDULE), Tokenizer()
-    state_path, start, wall, losses = os.path.join(out, "train_state.pt"), 0, 0.0, []
-    if os.path.exists(state_path):  # resume exactly where the last checkpoint left off
-        st = torch.load(state_path, map_location=device, weights_only=False)
-        unet.load_state_dict(st["unet"]), enc.load_state_dict(st["enc"]), ema.load_state_dict(st["ema"])
-        opt.load_state_dict(st["opt"])
-        start, wall, losses = st["step"], st["wall"], st["losses"]
-    t0 = time.time() - wall
-    for step in tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not progress, desc="teacher"):
-        loss = _teacher_step(unet, enc, tok, sched, opt, cfg, step, device)
-        losses.append(loss)
-        with torch.no_grad():
-            for pe, p in zip(ema.parameters(), params):
-                pe.lerp_(p, 1 - cfg.ema)
-        if (step + 1) % cfg.ckpt_every == 0 or step + 1 == cfg.steps:
-            atomic_torch_save(dict(unet=unet.state_dict(), enc=enc.state_dict(), ema=ema.state_dict(),
-                                   opt=opt.state_dict(), step=step + 1, wall=time.time() - t0, losses=losses),
-                              state_path)
-    wall = time.time() - t0
-    _export(out, ema["unet"], ema["enc"], cfg, wall, losses)
-    return {"wall_time_s": wall, "final_loss": sum(losses[-100:]) / len(losses[-100:])}
+    schedule = scheduler_config(cfg.snr_factor)
+    sched, tok = DDPMScheduler.from_config(diffusers_config(schedule)), Tokenizer()
+
+    def step_fn(step: int) -> float:
+        loss = _teacher_loss(unet, enc, tok, sched, opt, cfg, step, device)
+        optimizer_step(opt, loss, params, clip=1.0)
+        ema_update(ema.parameters(), params, cfg.ema)
+        return loss.detach()
+
+    run_probe = None if probe is None else (lambda step: probe(ema["unet"], ema["enc"], schedule))
+    res = fit(out, {"unet": unet, "enc": enc, "ema": ema, "opt": opt}, step_fn, cfg.steps, cfg.ckpt_every,
+              "teacher", progress, probe=run_probe, probe_at=tuple(probe_at))
+    metrics = {"train_loss_last100": sum(res["losses"][-100:]) / max(1, len(res["losses"][-100:])),
+               "loss_curve": loss_curve(res["losses"]), "probes": {str(k): v for k, v in res["probes"].items()}}
+    if probe is not None:
+        metrics["final"] = probe(ema["unet"], ema["enc"], schedule)
+    _export(out, ema["unet"], ema["enc"], cfg, res["wall"], schedule, metrics)
+    return {"wall_time_s": res["wall"], "final_loss": metrics["train_loss_last100"], "final": metrics.get("final")}
 
 
-def _teacher_step(unet, enc, tok, sched, opt, cfg, step, device) -> float:
+def _teacher_loss(unet, enc, tok, sched, opt, cfg, step, device) -> torch.Tensor:
     g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)  # batch is a pure function of (seed, step)
     sc = sample_scenes(cfg.batch, seed=int(torch.randint(2**31, (1,), generator=g)))
     drop = torch.rand(cfg.batch, generator=g) < cfg.p_uncond
@@ -103,20 +107,15 @@ def _teacher_step(unet, enc, tok, sched, opt, cfg, step, device) -> float:
         noise = noise + cfg.offset_noise * torch.randn(cfg.batch, 3, 1, 1, generator=g)
     for group in opt.param_groups:
         group["lr"] = cfg.lr * min(1.0, (step + 1) / cfg.warmup)
-    loss = diffusion_loss(unet, enc, tok, sc.images.to(device), prompts, t.to(device), noise.to(device), sched)
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(list(unet.parameters()) + list(enc.parameters()), 1.0)
-    opt.step()
-    return float(loss.detach())
+    return diffusion_loss(unet, enc, tok, sc.images.to(device), prompts, t.to(device), noise.to(device), sched)
 
 
-def _export(out, unet, enc, cfg, wall, losses) -> None:
+def _export(out, unet, enc, cfg, wall, schedule, metrics) -> None:
     unet = copy.deepcopy(unet).to("cpu").half()
     unet.save_pretrained(os.path.join(out, "unet"), safe_serialization=True)
-    enc.to("cpu").save(os.path.join(out, "text_encoder"))
-    atomic_write_json(os.path.join(out, "scheduler.json"), NOISE_SCHEDULE)
+    copy.deepcopy(enc).to("cpu").save(os.path.join(out, "text_encoder"))
+    save_schedule(out, schedule)
+    sched_note = {k: v for k, v in schedule.items() if k != "trained_betas"}
     rec = provenance({"kind": "teacher", **asdict(cfg), "unet": unet_config(cfg.width, cfg.text_dim),
-                      "noise_schedule": NOISE_SCHEDULE}, cfg.seed, cfg.steps, wall,
-                     {"train_loss_last100": sum(losses[-100:]) / max(1, len(losses[-100:]))})
+                      "noise_schedule": sched_note}, cfg.seed, cfg.steps, wall, metrics)
     atomic_write_json(os.path.join(out, "provenance.json"), rec)

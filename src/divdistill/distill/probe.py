@@ -1,0 +1,48 @@
+"""Cheap training probes (issue 8): FID_tiny and diversity half-way and at the end, to judge a plateau honestly."""
+from __future__ import annotations
+
+import copy
+import statistics
+
+import torch
+
+from ..plan import base, distilled
+from .evaluate import evaluate_plan
+
+
+def quick_eval(world, plan, n: int = 200, seeds=(0, 1, 2), n_div: int = 10) -> dict:
+    """FID_tiny and EVAL_PROMPTS diversity of a plan: mean and seed-to-seed std over `seeds` (n samples each)."""
+    from ..tiny.evaluator import load_evaluator
+
+    ev = load_evaluator(world.extras["evaluator_root"]).to(world.device)
+    per = [evaluate_plan(world, plan, ev, n, s, n_div=n_div) for s in seeds]
+    out = {"n": n, "seeds": len(seeds)}
+    for k in ("fid", "diversity", "adherence"):
+        vals = [r[k] for r in per]
+        out[k], out[f"{k}_std"] = statistics.mean(vals), statistics.stdev(vals) if len(vals) > 1 else 0.0
+    return out
+
+
+def teacher_probe(n: int = 200, seeds=(0, 1, 2), n_div: int = 10):
+    """probe(ema_unet, ema_enc, schedule) for train_teacher: the teacher's 50-step plan on a fp32 copy."""
+    def probe(unet, enc, schedule):
+        from ..tiny.loader import world_from_models
+
+        dev = next(unet.parameters()).device
+        w = world_from_models(copy.deepcopy(unet).float(), copy.deepcopy(enc).float().eval(), schedule, dev)
+        with torch.no_grad():
+            return quick_eval(w, base(w), n, seeds, n_div)
+    return probe
+
+
+def student_probe(T, unet, name: str, scheduler: str, timesteps, guidance: float = 0.0, n: int = 200,
+                  seeds=(0, 1, 2)):
+    """probe(step) for fit: the student's own plan, evaluated on a copy of its current weights."""
+    def probe(step):
+        from ..tiny.loader import world_from_models
+
+        w = world_from_models(T.unet, T.enc, T.schedule, T.device,
+                              {name: (copy.deepcopy(unet).float().eval(), scheduler, timesteps, guidance)})
+        with torch.no_grad():
+            return quick_eval(w, distilled(w, name), n, seeds)
+    return probe
