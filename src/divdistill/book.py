@@ -108,14 +108,13 @@ def arrange_for_reading(nb) -> None:
 
 
 def execute(names=None, parameters=None, out_dir=None, force: bool = False, kernel: str = "python3",
-            src_dir: str = NOTEBOOKS) -> dict[str, tuple[float, str]]:
+            src_dir: str = NOTEBOOKS, jobs: int | None = None) -> dict[str, tuple[float, str]]:
     """Execute each source notebook with papermill unless its executed copy is current (same input hash).
 
     Returns {notebook: (seconds, "ran" | "reused")}. A failing cell raises SystemExit naming notebook and cell.
-    Only the parameters a notebook declares are passed to it.
+    Only the parameters a notebook declares are passed to it. `jobs` notebooks run at once (default
+    $BOOK_JOBS or 2), each kernel with one torch thread per job so the cores are not oversubscribed.
     """
-    import papermill as pm
-
     src = sorted(glob.glob(os.path.join(src_dir, "*.ipynb")))
     if names:
         unknown = set(names) - {os.path.splitext(os.path.basename(p))[0] for p in src}
@@ -124,7 +123,7 @@ def execute(names=None, parameters=None, out_dir=None, force: bool = False, kern
                              f"{[os.path.basename(p) for p in src]}")
         src = [p for p in src if os.path.splitext(os.path.basename(p))[0] in names]
     out_dir = out_dir or BOOK
-    report = {}
+    report, todo = {}, []
     for path in src:
         name = os.path.basename(path)
         params = {k: v for k, v in (parameters or {}).items() if k in declared_parameters(nbformat.read(path, 4))}
@@ -132,19 +131,49 @@ def execute(names=None, parameters=None, out_dir=None, force: bool = False, kern
         if not force and os.path.exists(out) and _stored_hash(out) == key:
             report[name] = (0.0, "reused")
             print(f"reused   {name} (unchanged inputs)", flush=True)
-            continue
-        t0 = time.time()
-        try:
-            nb = pm.execute_notebook(path, None, parameters=params, kernel_name=kernel, cwd=src_dir,
-                                     progress_bar=False)
-        except pm.PapermillExecutionError as e:
-            raise SystemExit(f"notebook {name} failed in cell {e.exec_count} ({e.ename}: {e.evalue})") from e
-        arrange_for_reading(nb)
-        nb.metadata.setdefault("divdistill", {})["input_hash"] = key
-        atomic_write_text(out, nbformat.writes(nb))
-        report[name] = (time.time() - t0, "ran")
-        print(f"executed {name} in {report[name][0]:.1f} s", flush=True)
+        else:
+            todo.append((path, params, out, key, src_dir, kernel))
+    jobs = max(1, min(int(jobs or os.environ.get("BOOK_JOBS", 2)), len(todo) or 1))
+    threads = str(max(1, (os.cpu_count() or 1) // jobs))
+    todo = [(*t, threads) for t in todo]
+    if jobs == 1:
+        results = list(map(_run_one, todo))
+    else:
+        import concurrent.futures as cf
+        import multiprocessing as mp
+
+        with cf.ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
+            results = []
+            for r in pool.map(_run_one, todo):  # in order; a failure stops the book after the running ones
+                print(f"executed {r[0]} in {r[1]:.1f} s" if not r[2] else r[2], flush=True)
+                results.append(r)
+                if r[2]:
+                    pool.shutdown(cancel_futures=True)
+                    break
+    for name, seconds, error in results:
+        if error:
+            raise SystemExit(error)
+        report[name] = (seconds, "ran")
+        if jobs == 1:
+            print(f"executed {name} in {seconds:.1f} s", flush=True)
     return report
+
+
+def _run_one(task) -> tuple[str, float, str | None]:
+    """Execute one notebook (in a worker process) and write its reader-ordered copy with its input hash."""
+    import papermill as pm
+
+    path, params, out, key, src_dir, kernel, threads = task
+    os.environ["OMP_NUM_THREADS"] = threads  # inherited by the kernel: torch's intra-op threads
+    name, t0 = os.path.basename(path), time.time()
+    try:
+        nb = pm.execute_notebook(path, None, parameters=params, kernel_name=kernel, cwd=src_dir, progress_bar=False)
+    except pm.PapermillExecutionError as e:
+        return name, 0.0, f"notebook {name} failed in cell {e.exec_count} ({e.ename}: {e.evalue})"
+    arrange_for_reading(nb)
+    nb.metadata.setdefault("divdistill", {})["input_hash"] = key
+    atomic_write_text(out, nbformat.writes(nb))
+    return name, time.time() - t0, None
 
 
 def _stored_hash(path: str) -> str | None:
