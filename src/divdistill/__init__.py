@@ -4,14 +4,14 @@ One API over two scales: scale="tiny" (a toy world shipped in data/, runs on a C
 """
 from .metrics import (adherence, commit_point, cosine_distance, dt_distance_curve, features, fid, pairwise_diversity,
                       prdc)
-from .plan import Plan, Step, base, distilled, hybrid, mixed, on_sampler, skip_first, switch_at
+from .plan import Plan, Step, base, distilled, hybrid, mixed, on_sampler, skip_first, switch_at, with_adapters
 from .registry import Conditioning, ModelSpec, ModelUnavailableError, World
 from .sampling import Result, dt_trajectory, generate, run_plan, x0_from_step
 from .worlds import SCALES, load_world
 
 __version__ = "0.1.0"
 __all__ = [
-    "Plan", "Step", "base", "distilled", "hybrid", "mixed", "on_sampler", "skip_first", "switch_at",
+    "Plan", "Step", "base", "distilled", "hybrid", "mixed", "on_sampler", "skip_first", "switch_at", "with_adapters",
     "Conditioning", "ModelSpec", "ModelUnavailableError", "World", "load_world", "SCALES",
     "Result", "dt_trajectory", "generate", "run_plan", "x0_from_step",
     "adherence", "commit_point", "cosine_distance", "dt_distance_curve", "features", "fid", "pairwise_diversity",

@@ -11,13 +11,19 @@ class Step:
     """One denoising step: `model` (a registry name) predicts at `timestep` with `guidance`.
 
     `scheduler` names the registry model whose scheduler integrates this step (default: `model`'s own); the
-    paper's hybrid runs the base under the student's scheduler.
+    paper's hybrid runs the base under the student's scheduler. `adapters` are (adapter name, scale) pairs of
+    control LoRAs active at this step on `model`'s UNet, unfused (default none: today's behaviour); see `with_adapters`.
     """
 
     model: str
     timestep: int
     guidance: float
     scheduler: str | None = None
+    adapters: tuple[tuple[str, float], ...] = ()
+
+    def __post_init__(self):
+        if any(not (isinstance(a, tuple) and len(a) == 2 and isinstance(a[0], str)) for a in self.adapters):
+            raise ValueError(f"Step.adapters must be (name, scale) pairs, got {self.adapters!r}")
 
 
 @dataclass(frozen=True)
@@ -129,6 +135,31 @@ def on_sampler(world, student: str, guidance: float | None = None, timesteps=Non
     grid = distilled(world, student, None, None, timesteps)
     steps = tuple(Step(world.base_name, s.timestep, g, student) for s in grid)
     return Plan(steps, f"on_sampler({student}, g={g:g})")
+
+
+def with_adapters(plan: Plan, scales: dict, start: int = 0) -> Plan:
+    """Concept Sliders' control on any plan (paper Sec. 6, Fig. 2): several adapters, each with its own per-step scale.
+
+    Args:
+        plan: any plan (base, distilled, hybrid, ...); its steps keep their model, timestep, guidance and scheduler.
+        scales: {adapter name: scale} for a constant scale, or {name: [scale per step]} for a schedule.
+        start: the paper's "apply after t" trick: every adapter's scale is 0 for steps 0..start-1.
+    Returns:
+        A Plan whose steps carry their adapters' scales.
+    """
+    n = len(plan)
+    if not 0 <= start <= n:
+        raise ValueError(f"start={start} must be in 0..{n} for a {n}-step plan")
+    per_step = {}
+    for name, val in dict(scales).items():
+        vals = [float(val)] * n if isinstance(val, (int, float)) else [float(v) for v in val]
+        if len(vals) != n:
+            raise ValueError(f"adapter {name!r} has {len(vals)} per-step scales for a {n}-step plan")
+        per_step[name] = [0.0 if i < start else v for i, v in enumerate(vals)]
+    steps = tuple(Step(s.model, s.timestep, s.guidance, s.scheduler,
+                       tuple((nm, v[i]) for nm, v in per_step.items())) for i, s in enumerate(plan))
+    label = ", ".join(f"{k}" for k in per_step)
+    return Plan(steps, f"{plan.name}+[{label}]" + (f"@{start}" if start else ""))
 
 
 def skip_first(world, name: str, k: int = 1, timesteps=None) -> Plan:

@@ -51,10 +51,10 @@ def guidance_embedding(w: torch.Tensor, dim: int) -> torch.Tensor:
     return torch.nn.functional.pad(emb, (0, 1)) if dim % 2 == 1 else emb  # (B, dim)
 
 
-def predict(spec: ModelSpec, x_in, t, cond, guidance: float) -> tuple[torch.Tensor, int]:
-    """The model's output at (x_in, t) with guidance; returns (output, forward passes per image)."""
+def predict(spec: ModelSpec, x_in, t, cond, guidance: float, adapters=()) -> tuple[torch.Tensor, int]:
+    """The model's output at (x_in, t) with guidance (and control adapters at their scales); returns (output, NFE)."""
     unet = spec.unet
-    _activate_adapter(spec)
+    _activate_adapter(spec, adapters)
     tt = torch.full((x_in.shape[0],), int(t), device=x_in.device, dtype=torch.long)
     if spec.guidance_mode == "embed":
         w = torch.full((x_in.shape[0],), guidance - 1.0, device=x_in.device)
@@ -67,18 +67,22 @@ def predict(spec: ModelSpec, x_in, t, cond, guidance: float) -> tuple[torch.Tens
     return unet(x_in, tt, **cond.cond).sample, 1
 
 
-def _activate_adapter(spec: ModelSpec) -> None:
-    """Single-UNet LoRA mode: the student's adapter on, or every adapter off for the base (never fused)."""
+def _activate_adapter(spec: ModelSpec, adapters=()) -> None:
+    """Single-UNet LoRA mode: the student's adapter on, or every adapter off for the base (never fused); plus the
+    step's control adapters, each at its own scale (several at once, unfused)."""
     unet = spec.unet
-    if not getattr(unet, "peft_config", None):
-        if spec.adapter is not None:
-            raise ValueError(f"model {spec.name!r} names adapter {spec.adapter!r} but its UNet has no adapters")
+    loaded = set(getattr(unet, "peft_config", None) or {})
+    wanted = ([(spec.adapter, 1.0)] if spec.adapter is not None else []) + list(adapters)
+    missing = [n for n, _ in wanted if n not in loaded]
+    if missing:
+        raise ValueError(f"model {spec.name!r} has no adapter(s) {missing} on its UNet; loaded: {sorted(loaded)}")
+    if not loaded:
         return
-    if spec.adapter is None:
+    if not wanted:
         unet.disable_adapters()
     else:
         unet.enable_adapters()
-        unet.set_adapters(spec.adapter)
+        unet.set_adapters([n for n, _ in wanted], [float(w) for _, w in wanted])
 
 
 def set_schedule(sched, timesteps: list[int], device) -> None:
@@ -140,7 +144,7 @@ def run_plan(world: World, plan: Plan, prompts, seeds, capture: bool = True, eta
         for j, step in enumerate(steps):
             t_sched = sched.timesteps[start + j]  # Euler-type schedulers index by their own (float) timestep
             x_in = sched.scale_model_input(xs, t_sched)
-            out_model, calls = predict(spec, x_in, step.timestep, cond, step.guidance)
+            out_model, calls = predict(spec, x_in, step.timestep, cond, step.guidance, step.adapters)
             nfe += calls
             x_vp = xs / _vp_scale(sched, start + j)
             kw = {"generator": gens} if gens is not None and accepts(sched.step, "generator") else {}
