@@ -62,6 +62,11 @@ def parse_plan(world, spec: str):
     raise ValueError(f"bad plan {spec!r}; valid forms: {PLAN_FORMS}")
 
 
+def _plan_student(spec: str) -> str | None:
+    kind, *args = spec.split(":")
+    return args[0] if kind in ("distilled", "hybrid", "skip_first") and args else None
+
+
 def shard_from_env() -> tuple[int, int]:
     """(index, count) of this process under accelerate/torchrun (RANK, WORLD_SIZE); (0, 1) when run alone."""
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
@@ -212,7 +217,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True)
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--device", default=None)
-    p.add_argument("--models", default="dmd2", help="sdxl: comma-separated students to load")
+    p.add_argument("--models", default=None, help="sdxl: comma-separated students to load (default: the plan's)")
     p.add_argument("--lora-mode", action="store_true", help="sdxl: one UNet, students as LoRA adapters")
     p.add_argument("--shard", default=None, help="INDEX/COUNT by hand (default: RANK/WORLD_SIZE of accelerate "
                                                   "or torchrun, else 0/1)")
@@ -233,7 +238,11 @@ def main(argv=None) -> int:
     device = a.device
     if device is None and count > 1 and torch.cuda.is_available():
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', index)) % torch.cuda.device_count()}"
-    kw = {} if a.scale == "tiny" else {"models": tuple(a.models.split(",")), "lora_mode": a.lora_mode}
+    student = _plan_student(a.plan)  # load only the student the plan runs
+    if a.scale == "tiny":
+        kw = {"students": [student] if student else []}
+    else:
+        kw = {"models": tuple(a.models.split(",")) if a.models else (student or "dmd2",), "lora_mode": a.lora_mode}
     world = load_world(a.scale, device=device, **kw)
     plan = parse_plan(world, a.plan)
     man = generate_csv(world, plan, read_prompts(a.csv, a.n), a.out, a.batch, shard=(index, count))
