@@ -8,14 +8,29 @@ import sys
 import torch
 
 
+def _overrides(pairs, cfg) -> dict:
+    """--set key=value pairs → typed config overrides (the type of the recipe's current value)."""
+    out = {}
+    for pair in pairs or []:
+        key, sep, val = pair.partition("=")
+        if not sep or not hasattr(cfg, key):
+            raise SystemExit(f"--set expects key=value with key a field of {type(cfg).__name__}, got {pair!r}")
+        cur = getattr(cfg, key)
+        out[key] = type(cur)(val) if isinstance(cur, (int, float, str)) and not isinstance(cur, bool) else val
+    return out
+
+
 def main(argv=None) -> int:
-    from ..tiny.loader import data_dir
-    from .recipes import RECIPES, train
+    from ..tiny.loader import variant_dir
+    from .recipes import RECIPES, recipe, train
 
     p = argparse.ArgumentParser(prog="python -m divdistill.distill", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("train", help="train (or resume) one student recipe into data/tiny/students/RECIPE")
     t.add_argument("recipe", help=f"one of {sorted(RECIPES)}")
+    t.add_argument("--set", nargs="*", default=None, help="config overrides key=value (e.g. iters=200)")
+    t.add_argument("--probe-n", type=int, default=0, help="probe FID/diversity half-way and at the end (n x 3 seeds)")
+    t.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     a_ = sub.add_parser("train-all", help="train (or resume) every recipe in turn")
     e = sub.add_parser("evaluate", help="teacher + students table (DDIL Tables 3/5 format)")
     e.add_argument("--n", type=int, default=1000)
@@ -23,15 +38,21 @@ def main(argv=None) -> int:
     e.add_argument("--students", default=None, help="comma-separated (default: all found)")
     e.add_argument("--out", default=None, help="also write the rows as JSON here")
     for s in (t, a_, e):
-        s.add_argument("--root", default=data_dir())
+        s.add_argument("--variant", default=None, help="world variant under data/tiny (default: the default one)")
+        s.add_argument("--root", default=None, help="a world folder (default: data/tiny/<variant>)")
         s.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     a = p.parse_args(argv)
+    a.root = a.root or variant_dir(a.variant)
+    if getattr(a, "threads", 0):
+        torch.set_num_threads(a.threads)
     if a.cmd in ("train", "train-all"):
         names = [a.recipe] if a.cmd == "train" else list(RECIPES)
         for name in names:
             if name not in RECIPES:
                 raise SystemExit(f"unknown recipe {name!r}; valid: {sorted(RECIPES)}")
-            res = train(name, a.root, os.path.join(a.root, "students", name), device=a.device)
+            extra = _overrides(getattr(a, "set", None), recipe(name)[1])
+            res = train(name, a.root, os.path.join(a.root, "students", name), device=a.device,
+                        probe_n=getattr(a, "probe_n", 0), **extra)
             print(f"{name}: {res['wall']:.0f} s, last losses {res['losses'][-1]}", flush=True)
         return 0
     from ..tiny.loader import load_tiny_world

@@ -10,6 +10,7 @@ from torch import nn
 from ..tiny.world import sample_scenes
 from .common import STUDENT_TS, add_noise, clone_unet, ddim_step, save_student, x0_from_eps
 from .loop import Teacher, fit, last_mean, step_generator
+from .probe import student_probe, training_record
 from .pd import pd_target, trailing_grid
 
 
@@ -60,7 +61,7 @@ class AdversarialConfig:
 
 
 def train_adversarial(root: str, out: str, cfg: AdversarialConfig, device: str = "cpu", progress: bool = True,
-                      name: str | None = None) -> dict:
+                      name: str | None = None, probe_n: int = 0, ckpt_every: int = 50) -> dict:
     """Turbo-like: forward-diffused inputs at the 4 student timesteps, adversarial + score distillation.
     Lightning-like: PD's 32→16→8→4 stages where a conditional discriminator judges one student step against two
     teacher steps (plus the PD regression term)."""
@@ -99,13 +100,16 @@ def train_adversarial(root: str, out: str, cfg: AdversarialConfig, device: str =
         opt_d.step()
         return {"gen": loss_g.detach(), "disc": loss_d.detach()}
 
-    res = fit(out, {"student": student, "stage_teacher": stage_teacher, "disc": disc, "opt": opt, "opt_d": opt_d},
-              step_fn, total, ckpt_every=50, desc=cfg.kind, progress=progress)
     sched = "EulerAncestralDiscreteScheduler" if cfg.kind == "turbo" else "EulerDiscreteScheduler"
+    probe = student_probe(T, student, name or cfg.kind, sched, STUDENT_TS, n=probe_n,
+                          overrides={"timestep_spacing": "trailing"}) if probe_n else None
+    half = total // 2 if cfg.kind == "turbo" else total - cfg.iters // 2  # lightning: half-way through its 4-step stage
+    res = fit(out, {"student": student, "stage_teacher": stage_teacher, "disc": disc, "opt": opt, "opt_d": opt_d},
+              step_fn, total, ckpt_every=ckpt_every, desc=cfg.kind, progress=progress, probe=probe, probe_at=(half,))
     save_student(out, student, name or cfg.kind, sched, STUDENT_TS, {"kind": "student", "method": cfg.kind,
                  **asdict(cfg)}, cfg.seed, total, res["wall"],
                  {"train_loss_gen_last50": last_mean(res["losses"], "gen"),
-                  "train_loss_disc_last50": last_mean(res["losses"], "disc")},
+                  "train_loss_disc_last50": last_mean(res["losses"], "disc"), **training_record(res, probe, "gen")},
                  overrides={"timestep_spacing": "trailing"},
                  notes=("ADD-style: hinge GAN on frozen-teacher features + score distillation" if cfg.kind == "turbo"
                         else "progressive adversarial: PD stages, conditional discriminator + PD regression"), schedule=T.schedule)

@@ -10,6 +10,7 @@ from ..tiny.world import sample_scenes
 from .common import (STUDENT_TS, add_noise, clone_unet, guided_eps, save_student, x0_from_eps)
 from .ddil import DDILConfig, ReplayBuffer, draw_batch, refresh_buffer
 from .loop import Teacher, fit, last_mean, random_prompts, step_generator
+from .probe import student_probe, training_record
 
 
 def plain_dmd2_sources() -> DDILConfig:
@@ -24,7 +25,7 @@ class DMD2Config:
     batch: int = 16
     lr_gen: float = 5e-5
     lr_fake: float = 1e-4
-    fake_updates: int = 5  # fake-score updates per generator update (DMD2's two-time-scale rule)
+    fake_updates: int = 10  # fake-score updates per generator update (DMD2's two-time-scale rule; DDIL uses 10)
     real_guidance: float = 4.0
     t_min: int = 20
     t_max: int = 980
@@ -52,7 +53,7 @@ def dmd_loss(x_fake, cond, uncond, real, fake, cfg, g, ac, reflected) -> torch.T
 
 
 def train_dmd2(root: str, out: str, cfg: DMD2Config, device: str = "cpu", progress: bool = True,
-              name: str | None = None) -> dict:
+              name: str | None = None, probe_n: int = 0, ckpt_every: int = 50) -> dict:
     """Distribution-matching distillation of the tiny teacher into a 4-step generator (999/749/499/249)."""
     torch.manual_seed(cfg.seed)
     T = Teacher(root, device)
@@ -94,14 +95,16 @@ def train_dmd2(root: str, out: str, cfg: DMD2Config, device: str = "cpu", progre
             fake_losses.append(loss_f.detach())
         return {"gen": loss_g.detach(), "fake": torch.stack(fake_losses).mean()}
 
-    res = fit(out, {"gen": gen, "fake": fake, "opt_g": opt_g, "opt_f": opt_f, "buffer": buffer}, step_fn, cfg.iters,
-              ckpt_every=50, desc="dmd2" + ("+ddil" if cfg.ddil.priors[0] + cfg.ddil.priors[1] > 0 else ""),
-              progress=progress)
     ddil = cfg.ddil.priors[0] + cfg.ddil.priors[1] > 0
     name = name or "dmd2" + ("_ddil" if ddil else "") + ("_reflected" if refl else "")
+    probe = student_probe(T, gen, name, "LCMScheduler", STUDENT_TS, n=probe_n) if probe_n else None
+    res = fit(out, {"gen": gen, "fake": fake, "opt_g": opt_g, "opt_f": opt_f, "buffer": buffer}, step_fn, cfg.iters,
+              ckpt_every=ckpt_every, desc="dmd2" + ("+ddil" if ddil else ""), progress=progress, probe=probe,
+              probe_at=(cfg.iters // 2,))
     save_student(out, gen, name, "LCMScheduler", STUDENT_TS, {"kind": "student", "method": "dmd2", **asdict(cfg)},
                  cfg.seed, cfg.iters, res["wall"],
                  {"train_loss_gen_last50": last_mean(res["losses"], "gen"),
-                  "train_loss_fake_last50": last_mean(res["losses"], "fake")},
+                  "train_loss_fake_last50": last_mean(res["losses"], "fake"),
+                  **training_record(res, probe, "gen")},
                  notes="DMD2 without the GAN head; LCMScheduler on 999/749/499/249 as DMD2's SDXL release", schedule=T.schedule)
     return res

@@ -10,6 +10,7 @@ from ..tiny.world import sample_scenes
 from .common import LCM_TS, clone_unet, ddim_step, guided_eps, save_student, x0_from_eps
 from .ddil import DDILConfig, ReplayBuffer, draw_batch, refresh_buffer
 from .loop import Teacher, fit, last_mean, random_prompts, step_generator
+from .probe import student_probe, training_record
 
 SKIP = 20  # 50-step skipping grid, as LCMScheduler's original_inference_steps=50
 GRID = list(range(999, 0, -SKIP))  # 999, 979, ..., 19
@@ -43,7 +44,7 @@ class LCMConfig:
 
 
 def train_lcm(root: str, out: str, cfg: LCMConfig, device: str = "cpu", progress: bool = True,
-              name: str | None = None) -> dict:
+              name: str | None = None, probe_n: int = 0, ckpt_every: int = 100) -> dict:
     """Consistency-distil the tiny teacher into a 4-step LCM student (LCMScheduler, 999/759/499/259)."""
     torch.manual_seed(cfg.seed)
     T = Teacher(root, device)
@@ -83,11 +84,13 @@ def train_lcm(root: str, out: str, cfg: LCMConfig, device: str = "cpu", progress
                 pt.lerp_(ps, 1 - cfg.ema)
         return loss.detach()
 
-    res = fit(out, {"student": student, "target": target, "opt": opt, "buffer": buffer}, step_fn, cfg.iters,
-              desc="lcm" + ("+ddil" if cfg.ddil.enabled else ""), progress=progress)
     name = name or "lcm" + ("_ddil" if cfg.ddil.enabled else "") + ("_reflected" if refl else "")
+    probe = student_probe(T, student, name, "LCMScheduler", LCM_TS, n=probe_n) if probe_n else None
+    res = fit(out, {"student": student, "target": target, "opt": opt, "buffer": buffer}, step_fn, cfg.iters,
+              ckpt_every=ckpt_every, desc="lcm" + ("+ddil" if cfg.ddil.enabled else ""), progress=progress,
+              probe=probe, probe_at=(cfg.iters // 2,))
     save_student(out, student, name, "LCMScheduler", LCM_TS,
                  {"kind": "student", "method": "lcm", **asdict(cfg)}, cfg.seed, cfg.iters, res["wall"],
-                 {"train_loss_last50": last_mean(res["losses"])},
+                 {"train_loss_last50": last_mean(res["losses"]), **training_record(res, probe)},
                  notes=f"LCM, skipping-step DDIM teacher (k={SKIP}, w={cfg.teacher_guidance}), EMA {cfg.ema}", schedule=T.schedule)
     return res

@@ -10,6 +10,7 @@ from ..tiny.world import sample_scenes
 from .common import clone_unet, ddim_step, save_student, x0_from_eps
 from .ddil import DDILConfig, ReplayBuffer, draw_batch, refresh_buffer
 from .loop import Teacher, fit, last_mean, random_prompts, step_generator
+from .probe import student_probe, training_record
 
 
 def trailing_grid(n: int) -> list[int]:
@@ -50,7 +51,7 @@ def pd_target(x_t, t, t_mid, t_next, teacher_eps, ac, reflected: bool) -> torch.
 
 
 def train_pd(root: str, out: str, cfg: PDConfig, device: str = "cpu", progress: bool = True,
-              name: str | None = None) -> dict:
+             name: str | None = None, probe_n: int = 0, ckpt_every: int = 100) -> dict:
     """Distil the tiny teacher 32 → 16 → 8 → 4 steps (optionally with DDIL's training distribution)."""
     torch.manual_seed(cfg.seed)
     T = Teacher(root, device)
@@ -100,12 +101,16 @@ def train_pd(root: str, out: str, cfg: PDConfig, device: str = "cpu", progress: 
         opt.step()
         return loss.detach()
 
-    res = fit(out, {"student": student, "stage_teacher": stage_teacher, "opt": opt, "buffer": buffer}, step_fn,
-              total, desc="pd" + ("+ddil" if cfg.ddil.enabled else ""), progress=progress)
     name = name or "pd" + ("_ddil" if cfg.ddil.enabled else "") + ("_reflected" if cfg.ddil.reflected else "")
+    # PD's student is a 4-step model only in its last stage: probe half-way through that stage and at the end
+    probe = student_probe(T, student, name, "DDIMScheduler", trailing_grid(cfg.final_steps), n=probe_n,
+                          overrides={"timestep_spacing": "trailing"}) if probe_n else None
+    res = fit(out, {"student": student, "stage_teacher": stage_teacher, "opt": opt, "buffer": buffer}, step_fn,
+              total, ckpt_every=ckpt_every, desc="pd" + ("+ddil" if cfg.ddil.enabled else ""), progress=progress,
+              probe=probe, probe_at=(total - cfg.iters_per_stage // 2,))
     save_student(out, student, name, "DDIMScheduler", trailing_grid(cfg.final_steps),
                  {"kind": "student", "method": "progressive_distillation", **asdict(cfg)}, cfg.seed, total,
-                 res["wall"], {"train_loss_last50": last_mean(res["losses"])},
+                 res["wall"], {"train_loss_last50": last_mean(res["losses"]), **training_record(res, probe)},
                  overrides={"timestep_spacing": "trailing"},
                  notes=f"PD {cfg.start_steps}→{cfg.final_steps} steps, guided teacher (w={cfg.teacher_guidance})", schedule=T.schedule)
     return res

@@ -42,8 +42,10 @@ def recipe(name: str):
     return method, make()
 
 
-def train(name: str, root: str, out: str, device: str = "cpu", progress: bool = True, **overrides) -> dict:
-    """Train (or resume) the named recipe's student into `out`."""
+def train(name: str, root: str, out: str, device: str = "cpu", progress: bool = True, probe_n: int = 0,
+          **overrides) -> dict:
+    """Train (or resume) the named recipe's student into `out`; probe_n > 0 probes FID/diversity half-way and at the
+    end (probe_n samples × 3 seeds) so a plateau can be judged."""
     import dataclasses
 
     method, cfg = recipe(name)
@@ -56,7 +58,7 @@ def train(name: str, root: str, out: str, device: str = "cpu", progress: bool = 
         from .adversarial import train_adversarial as fn
     else:
         from .dmd2 import train_dmd2 as fn
-    return fn(root, out, cfg, device=device, progress=progress, name=name)
+    return fn(root, out, cfg, device=device, progress=progress, name=name, probe_n=probe_n)
 
 
 __all__ = ["METHODS", "RECIPES", "recipe", "train", "plain_dmd2_sources"]

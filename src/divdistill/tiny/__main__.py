@@ -34,6 +34,7 @@ def main(argv=None) -> int:
     t.add_argument("--init-from", default=None, help="fine-tune from this teacher folder (e.g. the sd-schedule one)")
     t.add_argument("--offset-noise-start", type=int, default=5000)
     t.add_argument("--ema", type=float, default=0.999)
+    t.add_argument("--ckpt-every", type=int, default=250)
     t.add_argument("--probe-n", type=int, default=0, help="samples per seed (x3 seeds) of the half-way/final probe")
     t.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     e = sub.add_parser("train-evaluator", help="train (or resume) the tiny evaluator CNN")
@@ -57,7 +58,7 @@ def main(argv=None) -> int:
             torch.set_num_threads(a.threads)
         cfg = TeacherConfig(steps=a.steps, batch=a.batch, seed=a.seed, lr=a.lr, warmup=a.warmup,
                             snr_factor=a.snr_factor, init_from=a.init_from, offset_noise_start=a.offset_noise_start,
-                            ema=a.ema)
+                            ema=a.ema, ckpt_every=a.ckpt_every)
         probe = None
         if a.probe_n:
             from ..distill.probe import teacher_probe

@@ -128,13 +128,13 @@ def _evaluator_for(root: str) -> str:
 def world_from_models(unet, text_encoder, schedule: dict, device="cpu", students: dict | None = None) -> World:
     """A World around in-memory models (a teacher mid-training, a student being distilled): for training probes.
 
-    `students` maps names to (unet, scheduler class name, timesteps, guidance)."""
+    `students` maps names to (unet, scheduler class name, timesteps, guidance, scheduler overrides)."""
     device = torch.device(device)
     tok, cfg = Tokenizer(), diffusers_config(schedule)
     specs = {"base": ModelSpec("base", unet.eval(), base_scheduler_factory(schedule), BASE_STEPS, BASE_GUIDANCE,
                                role="base")}
-    for name, (su, cls, ts, g) in (students or {}).items():
-        specs[name] = ModelSpec(name, su.eval(), scheduler_factory(SCHEDULERS[cls], cfg), len(ts), float(g),
+    for name, (su, cls, ts, g, over) in (students or {}).items():
+        specs[name] = ModelSpec(name, su.eval(), scheduler_factory(SCHEDULERS[cls], cfg, **over), len(ts), float(g),
                                 timesteps=tuple(ts))
 
     @torch.no_grad()

@@ -1,0 +1,53 @@
+"""`python -m divdistill.tiny.dt_curves`: the tiny world's committed Fig. 5 curves (every plan, 10 prompts × 16 seeds)."""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import torch
+
+from .. import trajectory as T
+from ..chapter import open_chapter
+from ..provenance import provenance
+from .report import EVAL_PROMPTS
+
+N_SEEDS = 16
+FILENAME = "dt_curves.json"
+
+
+def curves_path(world) -> str:
+    """Where a tiny world's committed curves live: next to its teacher/ and students/."""
+    return os.path.join(world.extras["root"], FILENAME)
+
+
+def tiny_pairs(n_seeds: int = N_SEEDS) -> tuple[list[str], list[int]]:
+    """The chapters' (prompt, seed) pairs: every evaluation prompt with seeds 0..n_seeds-1."""
+    return T.pairs(EVAL_PROMPTS, n_seeds, seed=0)
+
+
+def main(argv=None) -> str:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--n-seeds", type=int, default=N_SEEDS, help="seeds per evaluation prompt (10 prompts)")
+    ap.add_argument("--variant", default=None, help="tiny-world variant (default: the loader's default)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--out", default=None, help=f"default: <world root>/{FILENAME}")
+    args = ap.parse_args(argv)
+    kw = {"variant": args.variant} if args.variant else {}
+    ch = open_chapter("early_steps", "tiny", args.device, seed=0, **kw)
+    t0 = time.time()
+    prompts, seeds = tiny_pairs(args.n_seeds)
+    curves, meta = T.compute_all(ch.world, T.curve_plans(ch.world), prompts, seeds, ch.features,
+                                 T.evaluator_layout(ch.evaluator))
+    meta.update(world_fingerprint=T.world_fingerprint(ch.world), world_root=os.path.relpath(ch.world.extras["root"]),
+                provenance=provenance({"kind": "dt_curves", "n_seeds": args.n_seeds, "prompts": len(EVAL_PROMPTS)},
+                                      0, 0, time.time() - t0))
+    out = args.out or curves_path(ch.world)
+    T.save_curves(out, curves, prompts, seeds, meta)
+    print(f"wrote {out}: {len(curves)} plans × {len(seeds)} pairs in {time.time() - t0:.0f} s")
+    return out
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+    main()
