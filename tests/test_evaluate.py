@@ -164,22 +164,30 @@ def test_random_inception_matches_torchmetrics_feature_hook(tmp_path, scenes):
         float(is_tm.compute()[0]), rel=1e-4)
 
 
-def test_random_clip_matches_torchmetrics_clipscore(tmp_path):
-    from torchmetrics.multimodal.clip_score import CLIPScore
+@pytest.fixture(scope="module")
+def clip_dir(tmp_path_factory):
+    """A random-weight CLIP (model + processor) saved with save_pretrained: CLIPScore's model flag, no download."""
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
 
     sys.path.insert(0, os.path.dirname(__file__))
     from sdxl_fixture import _tokenizer
 
+    path = tmp_path_factory.mktemp("clip")
     small = dict(hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2)
     cfg = CLIPConfig(text_config=dict(**small, vocab_size=1000, max_position_embeddings=77, bos_token_id=0,
                                       eos_token_id=2, pad_token_id=1),
                      vision_config=dict(**small, image_size=32, patch_size=8), projection_dim=16)
     torch.manual_seed(0)
-    CLIPModel(cfg).save_pretrained(tmp_path / "clip")
+    CLIPModel(cfg).save_pretrained(path)
     CLIPProcessor(image_processor=CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}),
-                  tokenizer=_tokenizer()).save_pretrained(tmp_path / "clip")
-    ex = extractors.ClipExtractor(str(tmp_path / "clip"))
+                  tokenizer=_tokenizer()).save_pretrained(path)
+    return str(path)
+
+
+def test_random_clip_matches_torchmetrics_clipscore(clip_dir):
+    from torchmetrics.multimodal.clip_score import CLIPScore
+
+    ex = extractors.ClipExtractor(clip_dir)
     imgs = ((sample_scenes(6, seed=8).images + 1) * 127.5).round().byte()
     prompts = ["a red circle", "a square", "a shape", "a blue star", "a triangle", "a diamond"]
     per_image = ex(imgs, prompts)["score"]
@@ -187,6 +195,17 @@ def test_random_clip_matches_torchmetrics_clipscore(tmp_path):
     tm = CLIPScore(model_name_or_path=lambda: (ex.metric.model, ex.metric.processor))
     tm.update(imgs, prompts)
     assert scores.clip_score(per_image) == pytest.approx(float(tm.compute()), rel=1e-5)
+
+
+def test_sdxl_suite_on_random_weight_models(tmp_path, scenes, clip_dir):
+    suite = core.sdxl_suite("cpu", clip_model=clip_dir, diversity=False, inception=_RandomInception())
+    run = _write_run(tmp_path / "run", scenes.images[:12], scenes.prompts[:12])
+    real, _ = core.reference(_write_run(tmp_path / "ref", sample_scenes(12, seed=9).images, ["x"] * 12), suite,
+                             str(tmp_path / "cache"), progress=False)
+    res = core.evaluate_run(run, suite, real=real, batch=6, progress=False)
+    assert res["FID"] > 0 and res["IS"] >= 1 and 0 <= res["CLIP"] <= 100 and "diversity" not in res
+    assert set(res["prdc"]) >= {"precision", "recall", "density", "coverage"}
+    assert sorted(os.listdir(os.path.join(run, ".evalcache"))) == sorted([suite.clip.name, "custom-_RandomInception"])
 
 
 def test_missing_extras_name_the_pip_command(monkeypatch, tmp_path):

@@ -58,7 +58,8 @@ class InceptionExtractor:
 
     size, needs_prompt = 299, False
 
-    def __init__(self, model=None, device="cpu", name: str = "inception-v3-compat"):
+    def __init__(self, model=None, device="cpu", name: str | None = None):
+        name = name or ("inception-v3-compat" if model is None else f"custom-{type(model).__name__}")
         if model is None:
             require("torch_fidelity", "torch-fidelity", "FID and Inception Score at scale='sdxl'")
             from torchmetrics.image.fid import NoTrainInceptionV3
