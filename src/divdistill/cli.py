@@ -198,8 +198,8 @@ def merge(out: str, plan_name: str | None = None, rows: list[dict] | None = None
     if rows is not None and any(str(r["case_number"]) not in images for r in rows):
         return None
     peaks = [s["peak_gpu_memory_gib"] for s in shards if "peak_gpu_memory_gib" in s]
-    merged = {"plan": plan_name, "steps": shards[0]["steps"], "nfe": shards[0].get("nfe"),
-              "batch": shards[0]["batch"], "shards": [s["shard"] for s in shards],
+    merged = {"plan": plan_name, "steps": shards[0].get("steps"), "nfe": shards[0].get("nfe"),
+              "batch": shards[0].get("batch"), "shards": [s.get("shard") for s in shards],
               "device": sorted({s.get("device", "?") for s in shards}),
               "images": dict(sorted(images.items(), key=lambda kv: int(kv[0])))}
     if peaks:
@@ -242,7 +242,7 @@ def main(argv=None) -> int:
     if a.scale == "tiny":
         kw = {"students": [student] if student else []}
     else:
-        kw = {"models": tuple(a.models.split(",")) if a.models else (student or "dmd2",), "lora_mode": a.lora_mode}
+        kw = {"models": tuple(a.models.split(",")) if a.models else ((student,) if student else ()), "lora_mode": a.lora_mode}
     world = load_world(a.scale, device=device, **kw)
     plan = parse_plan(world, a.plan)
     man = generate_csv(world, plan, read_prompts(a.csv, a.n), a.out, a.batch, shard=(index, count))
