@@ -47,6 +47,19 @@ class TinyExtractor:
                 **{f"pred_{k}": pred[k].float() for k in ("shape", "color", "bg", "style", "size")}}
 
 
+class _PoolAndLogits(torch.nn.Module):
+    """torchmetrics' NoTrainInceptionV3 with both outputs of one pass: its forward returns only the first feature."""
+
+    def __init__(self):
+        super().__init__()
+        from torchmetrics.image.fid import NoTrainInceptionV3
+
+        self.net = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048", "logits_unbiased"])
+
+    def forward(self, x):  # uint8 (B, 3, H, W) → (B, 2048), (B, 1008)
+        return self.net._torch_fidelity_forward(x)
+
+
 class InceptionExtractor:
     """Inception-v3 (torch-fidelity's FID network, as torchmetrics uses it): 2048-d pool features and 1008 logits.
 
@@ -62,9 +75,7 @@ class InceptionExtractor:
         name = name or ("inception-v3-compat" if model is None else f"custom-{type(model).__name__}")
         if model is None:
             require("torch_fidelity", "torch-fidelity", "FID and Inception Score at scale='sdxl'")
-            from torchmetrics.image.fid import NoTrainInceptionV3
-
-            model = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048", "logits_unbiased"])
+            model = _PoolAndLogits()
         self.model, self.device, self.name = model.to(device).eval(), torch.device(device), name
 
     @torch.no_grad()
