@@ -111,7 +111,15 @@ def load_adapter(unet, lora, name: str, strict: bool = True) -> None:
     check_keys(unet, sd, strict)
     if name in (getattr(unet, "peft_config", None) or {}):
         unet.delete_adapters(name)
-    unet.load_lora_adapter(sd, prefix="unet", adapter_name=name)
+    from diffusers.utils import logging as dlog
+
+    log = dlog.get_logger("diffusers.utils.peft_utils")  # it matches adapter names as substrings: "s" flags
+    level = log.level  # other adapters' keys as missing; check_keys above has checked this adapter's keys
+    log.setLevel(dlog.ERROR)
+    try:
+        unet.load_lora_adapter(sd, prefix="unet", adapter_name=name)
+    finally:
+        log.setLevel(level)
     unet.disable_adapters()  # off until a plan step asks for it (sampling._activate_adapter)
 
 

@@ -147,6 +147,7 @@ def table_rows(rows: list[dict], source: str) -> list[dict]:
                     "target": f"{source}→{r['target']}", "n": r["n"], "without": r["without"], "with": r["with"],
                     "Δ [95% CI]": str(e["delta"]), "% change [CI]": f"{e['pct_change'].mean:.1f} "
                     f"[{e['pct_change'].lo:.1f}, {e['pct_change'].hi:.1f}]", "ratio to source [CI]": str(e["ratio"]),
+                    f"ratio > {FRACTION}": claims.verdict(e["ratio"], ">", FRACTION) if r["target"] != source else None,
                     "Table 1 row": paper[0] if source == "base" else "–",
                     "Table 1 % change": p_pct,
                     "Table 1 ratio": round(p_pct / paper[1]["base"], 2) if p_pct is not None else None})

@@ -200,4 +200,11 @@ def evaluate_all(world, n_seeds: int = 5, log=print) -> str:
     res["provenance"] = provenance(meta, 0, 0, time.time() - t0, {})
     path = os.path.join(loras_root(world), "transfer.json")
     atomic_write_json(path, res)
+    from ..provenance import update_metrics
+
+    for r in rows:  # each LoRA's provenance records its measured effect on the model it was trained on
+        if r["target"] == r["source"]:
+            update_metrics(os.path.join(lora_dir(world, r["source"], r["control"]), "provenance.json"),
+                           {"effect_on_source": {"attribute": ATTRIBUTE[r["control"]], "without": r["without"],
+                                                 "with": r["with"], "delta": r["delta"], "n": r["n"]}})
     return path
