@@ -37,7 +37,15 @@ def main(argv=None) -> int:
     e.add_argument("--seeds", type=int, default=3)
     e.add_argument("--students", default=None, help="comma-separated (default: all found)")
     e.add_argument("--out", default=None, help="also write the rows as JSON here")
-    for s in (t, a_, e):
+    c = sub.add_parser("controls", help="the sampler control table: teacher 50 steps; per student its plan, the "
+                       "teacher on its sampler, hybrid(k=1, CFG 0); diversity on EVAL_PROMPTS (resumable)")
+    c.add_argument("--per-prompt", type=int, default=10)
+    c.add_argument("--seeds", type=int, default=3)
+    c.add_argument("--n-fid", type=int, default=0)
+    c.add_argument("--students", default=None, help="comma-separated (default: all found)")
+    c.add_argument("--out", default=None, help="default: <root>/students/controls.json")
+    c.add_argument("--threads", type=int, default=0)
+    for s in (t, a_, e, c):
         s.add_argument("--variant", default=None, help="world variant under data/tiny (default: the default one)")
         s.add_argument("--root", default=None, help="a world folder (default: data/tiny/<variant>)")
         s.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -57,6 +65,17 @@ def main(argv=None) -> int:
         return 0
     from ..tiny.loader import load_tiny_world
     from .evaluate import evaluate_students, format_table
+
+    if a.cmd == "controls":
+        from .controls import diversity_losses, evaluate_controls, loss_table_rows
+
+        names = a.students.split(",") if a.students else None
+        world = load_tiny_world(a.root, device=a.device, students=names)
+        res = evaluate_controls(world, names, a.per_prompt, tuple(range(a.seeds)), a.n_fid,
+                                out=a.out or os.path.join(a.root, "students", "controls.json"))
+        for r in loss_table_rows(diversity_losses(res)):
+            print(r)
+        return 0
 
     world = load_tiny_world(a.root, device=a.device)
     names = a.students.split(",") if a.students else None

@@ -1,0 +1,119 @@
+"""Analogue diagnostics (issue 8): does the tiny world fix its layout at the first step, as SDXL does (paper Fig. 3-5)?
+
+- layout commit: correlation between the layout read from x̂0 at step i and the final layout, against t;
+- SDEdit retention: start a plan from a data image forward-diffused to t; how much of its layout survives;
+- layout-scale SNR: a feature covering a fixed fraction of the image averages over that many values, so its SNR is
+  SNR(t) × values × fraction; SDXL's (65,536 latent values) beside the tiny world's (3,072 pixels).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import torch
+
+from .plan import Plan, Step
+from .registry import ModelSpec, World
+from .sampling import run_plan
+
+LAYOUT_FEATURES = ("x", "y", "size", "background")
+
+
+def evaluator_layout(evaluator):
+    """read(images) → (B, 4) layout: the evaluator's object x, y, size (pixels) and the border's mean tone."""
+    def read(images: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            p = evaluator.predict(images.float().clamp(-1, 1))
+        ring = torch.ones(images.shape[-2:], dtype=torch.bool)
+        ring[2:-2, 2:-2] = False
+        bg = images.float()[..., ring].mean(dim=(1, 2))  # (B,) mean over channels and border pixels
+        return torch.stack([p["x"].float(), p["y"].float(), p["size"].float(), bg], -1)
+    return read
+
+
+def layout_correlation(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Mean over layout features of the Pearson correlation across images of a (B, F) and b (B, F)."""
+    a, b = a.double(), b.double()
+    a, b = a - a.mean(0), b - b.mean(0)
+    den = (a.norm(dim=0) * b.norm(dim=0)).clamp(min=1e-12)
+    return float(((a * b).sum(0) / den).mean())
+
+
+def commit_curve(world: World, plan: Plan, prompts, seeds, read) -> dict:
+    """Layout commit (C2 analogue): corr(layout of x̂0 at step i, final layout) for every step; t and fraction."""
+    res = run_plan(world, plan, prompts, seeds, capture=True)
+    final = read(res.images.cpu())
+    corr = [layout_correlation(read(x0), final) for x0 in res.dt]  # res.dt: (steps, B, C, H, W)
+    return {"timesteps": list(res.timesteps), "corr": corr, "plan": plan.name, "n": len(prompts)}
+
+
+@dataclasses.dataclass
+class _StartFrom(World):
+    """A World whose initial "noise" is a given x_t (VP convention): image i starts from start[seed i]."""
+
+    start: torch.Tensor | None = None
+
+    def noise(self, seeds) -> torch.Tensor:
+        return self.start[[int(s) for s in seeds]].to(self.device, self.dtype)
+
+
+def forward_diffuse(images: torch.Tensor, t: int, alphas_cumprod: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """q(x_t | x_0) = √ᾱ_t x_0 + √(1−ᾱ_t) ε with seeded ε (SDEdit's start)."""
+    g = torch.Generator().manual_seed(seed)
+    a = float(alphas_cumprod[int(t)])
+    return a ** 0.5 * images.float() + (1 - a) ** 0.5 * torch.randn(images.shape, generator=g)
+
+
+def sdedit_retention(world: World, plan: Plan, images: torch.Tensor, prompts, t: int, read, seed: int = 0) -> float:
+    """SDEdit retention: run the plan's steps at timesteps ≤ t from the data images forward-diffused to t; the
+    correlation between the given images' layout and the outputs' (1 = the layout survives entirely)."""
+    steps = tuple(s for s in plan.steps if s.timestep <= t)
+    if not steps:
+        raise ValueError(f"the plan {plan.timesteps} has no step at or below t={t}")
+    ac = world.spec(steps[0].scheduler or steps[0].model).make_scheduler().alphas_cumprod
+    x_t = forward_diffuse(images, steps[0].timestep, ac, seed)  # (B, C, H, W)
+    fields = {f.name: getattr(world, f.name) for f in dataclasses.fields(World)}
+    w = _StartFrom(**fields, start=x_t)
+    out = run_plan(w, Plan(steps, f"sdedit({plan.name}, t={t})"), list(prompts), list(range(len(images))),
+                   capture=False)
+    return layout_correlation(read(images.float()), read(out.images.cpu()))
+
+
+def on_custom_grid(world: World, name: str, make_scheduler, suffix: str = "@lcm") -> str:
+    """Register `name`'s UNet under a scheduler that accepts any grid (for SDEdit from any t); returns its name."""
+    spec = world.spec(name)
+    new = name + suffix
+    if new not in world.specs:
+        world.add(dataclasses.replace(spec, name=new, make_scheduler=make_scheduler, role="student"))
+    return new
+
+
+def retention_curve(world: World, name: str, images, prompts, read, grid=(999, 874, 749, 624, 499, 374, 249, 124),
+                    guidance: float | None = None, seed: int = 0) -> dict:
+    """SDEdit retention of model `name` against t: for each t in `grid`, the model runs grid[t:] with its scheduler."""
+    spec = world.spec(name)
+    g = spec.guidance if guidance is None else guidance
+    vals = []
+    for i, t in enumerate(grid):
+        plan = Plan(tuple(Step(name, int(s), g) for s in grid[i:]), name)
+        vals.append(sdedit_retention(world, plan, images, prompts, t, read, seed))
+    return {"timesteps": list(grid), "retention": vals, "model": name, "n": len(prompts)}
+
+
+def layout_snr(alphas_cumprod: torch.Tensor, values: int, fraction: float = 1 / 16) -> np.ndarray:
+    """SNR of a layout feature covering `fraction` of an image of `values` values: SNR(t) · values · fraction."""
+    a = alphas_cumprod.double()[:1000]
+    return (a / (1 - a) * values * fraction).numpy()
+
+
+def layout_snr_curves(snr_factor: float, fraction: float = 1 / 16) -> dict:
+    """Layout-scale SNR against t: SDXL (SD schedule, 65,536 values), tiny on SD's schedule and tiny shifted by s."""
+    from .tiny.schedule import SDXL_LATENT_VALUES, TINY_VALUES, sd_alphas_cumprod, shifted
+
+    return {"SDXL (latent 128×128×4)": layout_snr(sd_alphas_cumprod(), SDXL_LATENT_VALUES, fraction),
+            "tiny, SD schedule": layout_snr(sd_alphas_cumprod(), TINY_VALUES, fraction),
+            f"tiny, SNR × {snr_factor:.1f}": layout_snr(shifted(snr_factor), TINY_VALUES, fraction)}
+
+
+__all__ = ["LAYOUT_FEATURES", "commit_curve", "evaluator_layout", "forward_diffuse", "layout_correlation",
+           "layout_snr", "layout_snr_curves", "on_custom_grid", "retention_curve", "sdedit_retention"]

@@ -1,0 +1,138 @@
+"""The sampler control (issue 8): each student beside the teacher on the student's own sampler and grid, and the
+hybrid (paper Sec. 5); diversity loss as two numbers, vs the 50-step teacher and vs the teacher on the same sampler."""
+from __future__ import annotations
+
+import os
+import statistics
+
+import numpy as np
+
+from .. import metrics as M
+from ..claims import bootstrap_diff, verdict
+from ..plan import base, distilled, hybrid, on_sampler
+from ..provenance import atomic_write_json
+from ..sampling import generate
+from ..tiny.report import EVAL_PROMPTS, per_prompt_diversity
+from ..tiny.world import sample_scenes
+
+TEACHER = "teacher (50 steps)"
+
+
+def control_plans(world, name: str) -> list[tuple[str, str, object]]:
+    """(label, kind, plan): the student, the teacher on its sampler at the base's CFG, hybrid(k=1, base CFG 0)."""
+    return [(name, "student", distilled(world, name)),
+            (f"teacher on {name}'s sampler", "control", on_sampler(world, name)),
+            (f"hybrid({name}, k=1, CFG 0)", "hybrid", hybrid(world, name, k=1, base_guidance=0))]
+
+
+def measure(world, plan, evaluator, per_prompt: int, seeds, n_fid: int = 0) -> dict:
+    """Per-prompt diversity on EVAL_PROMPTS (per_prompt samples each) for every seed; FID_tiny on n_fid samples."""
+    ps = [p for p in EVAL_PROMPTS for _ in range(per_prompt)]
+    per_prompt_vals, fids = {p: [] for p in EVAL_PROMPTS}, []
+    for s in seeds:  # the same noise seeds for every plan: comparisons between plans are paired
+        imgs = generate(world, plan, ps, [s * 100_000 + 90_000 + i for i in range(len(ps))], batch_size=100).images
+        for p, v in per_prompt_diversity(evaluator, imgs, ps).items():
+            per_prompt_vals[p].append(v)
+        if n_fid:
+            real = sample_scenes(n_fid, seed=50_000 + s)
+            fake = generate(world, plan, real.prompts, [s * 100_000 + i for i in range(n_fid)], batch_size=100).images
+            fids.append(M.fid(evaluator, real.images, fake))
+    per_seed = [statistics.mean(v[i] for v in per_prompt_vals.values()) for i in range(len(seeds))]
+    row = {"diversity": statistics.mean(per_seed), "diversity_std": _std(per_seed), "per_prompt": per_prompt_vals,
+           "steps": len(plan), "nfe": generate(world, plan, ["a shape"], [0]).nfe, "per_prompt_n": per_prompt,
+           "seeds": len(seeds)}
+    if fids:
+        row.update(fid=statistics.mean(fids), fid_std=_std(fids), n_fid=n_fid)
+    return row
+
+
+def _std(v):
+    return statistics.stdev(v) if len(v) > 1 else 0.0
+
+
+def evaluate_controls(world, names=None, per_prompt: int = 10, seeds=(0, 1, 2), n_fid: int = 0, out: str | None = None,
+                      progress=print) -> dict:
+    """The control table: teacher 50 steps, then per student its own plan, on_sampler and hybrid(k=1, CFG 0).
+
+    Resumable: with `out`, rows already in that JSON (same settings) are kept and the file is rewritten after each row.
+    """
+    from ..tiny.evaluator import load_evaluator
+
+    ev = load_evaluator(world.extras["evaluator_root"]).to(world.device)
+    names = list(world.students if names is None else names)
+    settings = {"per_prompt": per_prompt, "seeds": list(seeds), "n_fid": n_fid, "variant": world.extras.get("variant"),
+                "base_guidance": world.spec(world.base_name).guidance, "prompts": list(EVAL_PROMPTS)}
+    res = {"settings": settings, "rows": []}
+    if out and os.path.exists(out):
+        import json
+
+        with open(out) as f:
+            old = json.load(f)
+        if old.get("settings") == settings:
+            res = old
+    done = {r["label"] for r in res["rows"]}
+    todo = [(TEACHER, "teacher", None, base(world))] + [(lab, kind, n, plan) for n in names
+                                                         for lab, kind, plan in control_plans(world, n)]
+    for label, kind, student, plan in todo:
+        if label in done:
+            continue
+        row = {"label": label, "kind": kind, "student": student, **measure(world, plan, ev, per_prompt, seeds, n_fid)}
+        res["rows"].append(row)
+        if out:
+            atomic_write_json(out, res)
+        if progress:
+            progress(f"{label}: diversity {row['diversity']:.3f} ± {row['diversity_std']:.3f}"
+                     + (f", FID {row['fid']:.1f}" if "fid" in row else ""))
+    return res
+
+
+def _units(row) -> np.ndarray:
+    return np.array([v for p in sorted(row["per_prompt"]) for v in row["per_prompt"][p]])  # (prompts × seeds,)
+
+
+def diversity_losses(result: dict) -> list[dict]:
+    """Per student: diversity loss vs the 50-step teacher and vs the teacher on the same sampler (only the second is
+    what distillation did), and the hybrid's change vs the student; paired bootstrap over (prompt, seed) units."""
+    rows = {r["label"]: r for r in result["rows"]}
+    if TEACHER not in rows:
+        raise KeyError(f"the control result has no {TEACHER!r} row; rows: {sorted(rows)}")
+    t50, out = _units(rows[TEACHER]), []
+    for r in result["rows"]:
+        if r["kind"] != "student":
+            continue
+        name = r["student"]
+        ctrl, hyb = rows.get(f"teacher on {name}'s sampler"), rows.get(f"hybrid({name}, k=1, CFG 0)")
+        s = _units(r)
+        rec = {"student": name, "loss_vs_teacher50": bootstrap_diff(t50, s, paired=True)}
+        if ctrl:
+            rec["loss_vs_same_sampler"] = bootstrap_diff(_units(ctrl), s, paired=True)
+            rec["distillation_loses_diversity"] = verdict(rec["loss_vs_same_sampler"], ">")
+        if hyb:
+            rec["hybrid_gain"] = bootstrap_diff(_units(hyb), s, paired=True)
+            rec["hybrid_restores"] = verdict(rec["hybrid_gain"], ">")
+            if ctrl:
+                rec["hybrid_vs_same_sampler"] = bootstrap_diff(_units(hyb), _units(ctrl), paired=True)
+        out.append(rec)
+    return out
+
+
+def control_table_rows(result: dict, digits: int = 3) -> list[dict]:
+    """Flat rows for `viz.table`: plan, kind, steps, NFE, diversity ± seed std, FID_tiny when measured."""
+    rows = []
+    for r in result["rows"]:
+        row = {"plan": r["label"], "kind": r["kind"], "steps": r["steps"], "NFE": r["nfe"],
+               "diversity": f"{r['diversity']:.{digits}f} ± {r['diversity_std']:.{digits}f}"}
+        if "fid" in r:
+            row["FID_tiny"] = f"{r['fid']:.1f} ± {r['fid_std']:.1f}"
+        rows.append(row)
+    return rows
+
+
+def loss_table_rows(losses: list[dict]) -> list[dict]:
+    """Flat rows for `viz.table`: the two diversity-loss numbers and the hybrid's gain, with 95% CIs."""
+    fmt = lambda e: f"{e.mean:+.3f} [{e.lo:+.3f}, {e.hi:+.3f}]" if e is not None else "—"  # noqa: E731
+    return [{"student": r["student"], "loss vs teacher 50 steps": fmt(r["loss_vs_teacher50"]),
+             "loss vs teacher on same sampler": fmt(r.get("loss_vs_same_sampler")),
+             "distillation loses diversity": r.get("distillation_loses_diversity"),
+             "hybrid gain vs student": fmt(r.get("hybrid_gain")), "hybrid restores": r.get("hybrid_restores")}
+            for r in losses]
