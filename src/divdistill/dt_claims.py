@@ -1,0 +1,67 @@
+"""Verdicts of claims C2 (Fig. 3–4: students commit in their first step) and C3 (Fig. 5: early steps decide)."""
+from __future__ import annotations
+
+from . import claims as C
+from .trajectory import CONTROL, PAPER_STUDENTS, commit, commit_t_diff, fmt_pct, fmt_t
+
+PAPER_C2 = ("Fig. 3–4: a distilled model's first-step x̂0 already shows the final structure; the base's x̂0 needs "
+            "≈30% of its steps")
+PAPER_C3 = ("Fig. 5 (DreamSim(DT_t, final) vs % of steps): distilled models settle within the first step "
+            "(≈10%), the base after ≈30%")
+PAPER_COMMIT = {"base": 0.30, "student": 0.10}  # the paper's Fig. 5 text, fraction of steps
+
+
+def claim_students(curves: dict) -> list[str]:
+    """The students a verdict is about: the paper's four where present (tiny analogues share names), else all."""
+    names = [n for n in curves if n != "base" and not n.startswith("base on ")]
+    paper = [n for n in names if n in PAPER_STUDENTS]
+    return paper or names
+
+
+def c2(curves: dict, threshold: float) -> tuple[list[dict], dict]:
+    """Per student: first-step distance(x̂0, final) with CI, committed (CI below threshold), and paired difference
+    to the base's first step (> 0: the student is closer). Returns (table rows, summary entry fields)."""
+    b0 = curves["base"].dist[0]
+    rows, verdicts, parts = [], [], []
+    for s in claim_students(curves):
+        d0 = curves[s].dist[0]
+        est, diff = C.bootstrap(d0), C.bootstrap_diff(b0, d0, paired=True)
+        committed, closer = C.verdict(est, "<", threshold), C.verdict(diff, ">")
+        verdicts += [committed, closer]
+        ctrl = curves.get(CONTROL.format(s))
+        rows.append({"student": s, "first-step distance": str(est), "below threshold?": committed,
+                     "base first step − student first step": str(diff), "student closer?": closer,
+                     "control first-step distance": str(C.bootstrap(ctrl.dist[0])) if ctrl is not None else None})
+        parts.append(f"{s} {est.mean:.3f} [{est.lo:.3f}, {est.hi:.3f}]")
+    base = C.bootstrap(b0)
+    ours = (f"first-step distance(x̂0, final), threshold {threshold:.3f}: base {base}; " + "; ".join(parts))
+    return rows, {"ours": ours, "holds": C.all_hold(verdicts), "n": len(b0)}
+
+
+def c3(curves: dict, threshold: float) -> tuple[list[dict], dict, dict]:
+    """Commit points (first step after which the mean distance stays below threshold) per model with CIs, and for
+    each student the paired difference of commit t to the base's (> 0: the student commits at more noise).
+    Returns (table rows, summary entry fields, name → commit point)."""
+    cps = {n: commit(c, threshold) for n, c in curves.items()}
+    rows = [{"model": n, "steps": len(curves[n].timesteps), "commit t": fmt_t(cp["t"]),
+             "commit % of steps": fmt_pct(cp["fraction"]),
+             "Fig. 5 commit % of steps": _paper_pct(n)} for n, cp in cps.items()]
+    verdicts, parts = [], []
+    for s in claim_students(curves):
+        diff = commit_t_diff(curves[s], curves["base"], threshold)
+        v = C.verdict(diff, ">")
+        verdicts.append(v)
+        parts.append(f"{s} t {cps[s]['t'].mean:.0f} ({100 * cps[s]['fraction'].mean:.0f}%), Δt vs base {fmt_t(diff)}")
+        for r in rows:
+            if r["model"] == s:
+                r.update({"commit t − base commit t": fmt_t(diff), "earlier than base?": v})
+    b = cps["base"]
+    ours = (f"commit (threshold {threshold:.3f}): base t {b['t'].mean:.0f} [{b['t'].lo:.0f}, {b['t'].hi:.0f}] "
+            f"({100 * b['fraction'].mean:.0f}% of steps); " + "; ".join(parts))
+    return rows, {"ours": ours, "holds": C.all_hold(verdicts), "n": cps["base"]["n"]}, cps
+
+
+def _paper_pct(name: str) -> str:
+    if name == "base":
+        return "≈30%"
+    return "–" if name.startswith("base on ") else "≈10% (first step)"

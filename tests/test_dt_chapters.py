@@ -1,0 +1,84 @@
+"""The DT chapters (claims C2, C3): commit points on constructed curves, and both notebooks at scale=sdxl on the
+random-weight fixture (their tiny smoke runs, summaries and the slider's static figure are checked in test_notebooks)."""
+import json
+import math
+import os
+
+import nbformat
+import numpy as np
+import pytest
+import torch
+
+from divdistill.metrics import commit_point
+from divdistill.trajectory import Curves, band, commit, commit_index, commit_t_diff, rebound
+from sdxl_fixture import build_tiny_sdxl
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+NB = os.path.join(ROOT, "notebooks")
+# each column is one trajectory: committed from step 2, from step 0, only at the end, and a mid-way excursion
+CURVES = np.array([[0.9, 0.1, 0.9, 0.05],
+                   [0.6, 0.1, 0.8, 0.04],
+                   [0.2, 0.0, 0.7, 0.50],
+                   [0.1, 0.0, 0.6, 0.03],
+                   [0.0, 0.0, 0.5, 0.00]])
+FR = [0.2, 0.4, 0.6, 0.8, 1.0]
+
+
+def test_commit_index_and_commit_point_on_known_curves():
+    assert commit_index(CURVES, 0.3).tolist() == [2, 0, 5, 3]
+    assert commit_index(CURVES[:, 0], 0.3) == 2  # one curve (S,)
+    torch.testing.assert_close(commit_point(torch.tensor(CURVES), FR, 0.3), torch.tensor([0.6, 0.2, 1.0, 0.8]))
+    assert commit_index(CURVES, 1.0).tolist() == [0, 0, 0, 0]
+    with pytest.raises(ValueError, match="steps"):
+        commit_index(np.zeros((2, 2, 2)), 0.1)
+
+
+def test_commit_of_the_mean_curve_with_ci_and_paired_difference():
+    n = 30
+    a = Curves("a", [999, 749, 499, 249], [0.25, 0.5, 0.75, 1.0], np.tile([[0.5], [0.05], [0.0], [0.0]], (1, n)))
+    b = Curves("b", [999, 499, 249, 0], [0.25, 0.5, 0.75, 1.0], np.tile([[0.5], [0.4], [0.05], [0.0]], (1, n)))
+    ca = commit(a, 0.1)
+    assert (ca["step"].mean, ca["fraction"].mean, ca["t"].mean, ca["n"]) == (1, 0.5, 749, n)
+    assert ca["t"].lo == ca["t"].hi == 749  # identical pairs: no spread
+    d = commit_t_diff(a, b, 0.1)
+    assert (d.mean, d.lo, d.hi) == (500, 500, 500)  # a commits at t=749, b at t=249
+    never = Curves("c", [999, 499], [0.5, 1.0], np.ones((2, n)))
+    assert commit(never, 0.1)["t"].mean == 0 and commit(never, 0.1)["fraction"].mean == 1.0
+
+
+def test_band_and_rebound():
+    mean, lo, hi = band(CURVES)
+    np.testing.assert_allclose(mean, CURVES.mean(1))
+    assert np.all(lo <= mean + 1e-12) and np.all(hi >= mean - 1e-12)
+    rise, peak = rebound(CURVES)
+    assert int(np.argmax(rise)) == 3 and peak[3] == 2 and math.isclose(rise[3], 0.46)
+
+
+def _run(name, tmp_path, **params):
+    import papermill as pm
+
+    out = tmp_path / f"{name}-{params.get('scale', 'tiny')}.ipynb"
+    pm.execute_notebook(os.path.join(NB, f"{name}.ipynb"), str(out), kernel_name="python3", cwd=NB,
+                        progress_bar=False, parameters={"summary_dir": str(tmp_path), **params})
+    with open(tmp_path / f"{name}.json") as f:
+        summary = json.load(f)
+    for e in summary:
+        assert e["holds"] in (True, False, None) and e["n"] >= 2
+        nums = [float(x) for x in __import__("re").findall(r"-?\d+\.\d+", e["ours"])]
+        assert nums and all(math.isfinite(x) for x in nums), e["ours"]
+    return nbformat.read(str(out), as_version=4), summary
+
+
+@pytest.fixture(scope="module")
+def sdxl_sources(tmp_path_factory):
+    return build_tiny_sdxl(str(tmp_path_factory.mktemp("tiny_sdxl")))
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize("name", ["dt_visualization", "early_steps"])
+def test_chapters_run_at_sdxl_on_the_random_weight_fixture(name, sdxl_sources, tmp_path):
+    nb, summary = _run(name, tmp_path, scale="sdxl", sources=sdxl_sources, stand_in_metrics=True, n_prompts=1,
+                       n_seeds=1, n_samples=4, n_check=2, base_steps=8)
+    assert [e["scale"] for e in summary] == ["sdxl"] and summary[0]["id"] == ("C2" if name == "dt_visualization" else "C3")
+    pngs = sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert pngs >= 1  # DT rows / curves were drawn
