@@ -65,8 +65,10 @@ def test_shards_merge_and_resume_with_another_count(tiny_world, single, tmp_path
     first = generate_csv(tiny_world, plan, rows, out, batch=2, progress=False, shard=(0, 3))
     assert sorted(first["images"]) == ["0", "3"] and not os.path.exists(os.path.join(out, "manifest.json"))
     assert merge(out, plan.name, rows) is None  # shards 1 and 2 not done yet
+    open(os.path.join(out, "000001.png.tmp.png"), "wb").write(b"\x89PNG half")  # a kill mid-write leaves this
     generate_csv(tiny_world, plan, rows, out, batch=3, progress=False)  # resumed by one process: the rest only
     _same_output(out, single)
+    assert not [f for f in os.listdir(out) if ".tmp" in f]
 
 
 def _free_port():

@@ -105,6 +105,12 @@ def _finished(out: str, plan_name: str) -> dict:
     return images
 
 
+def _drop_orphans(out: str) -> None:
+    """Remove half-written PNGs (`*.png.tmp.png`) a kill left behind; call only when no process writes to `out`."""
+    for path in glob.glob(os.path.join(out, "*.png.tmp.png")):
+        os.remove(path)
+
+
 def _summary(manifest: dict) -> dict:
     """Top-level timing of a manifest from its per-image records."""
     secs = [v["seconds"] for v in manifest["images"].values() if "seconds" in v]
@@ -171,6 +177,7 @@ def generate_csv(world, plan, rows: list[dict], out: str, batch: int = 4, progre
     bar.close()
     if count == 1:
         atomic_write_json(path, _summary(manifest))  # also folds in any shard manifests left in the folder
+        _drop_orphans(out)
         return manifest
     return merge(out, plan.name, rows) or manifest
 
@@ -205,6 +212,7 @@ def merge(out: str, plan_name: str | None = None, rows: list[dict] | None = None
     if peaks:
         merged["peak_gpu_memory_gib"] = max(peaks)  # per GPU: each shard runs on its own
     atomic_write_json(manifest_path(out), _summary(merged))
+    _drop_orphans(out)  # every row is done: no shard is writing images any more
     return merged
 
 
