@@ -250,7 +250,8 @@ def main(argv=None) -> int:
     if a.scale == "tiny":
         kw = {"students": [student] if student else []}
     else:
-        kw = {"models": tuple(a.models.split(",")) if a.models else ((student,) if student else ()), "lora_mode": a.lora_mode}
+        models = tuple(a.models.split(",")) if a.models else ((student,) if student else ())
+        kw = {"models": models, "lora_mode": a.lora_mode}
     world = load_world(a.scale, device=device, **kw)
     plan = parse_plan(world, a.plan)
     man = generate_csv(world, plan, read_prompts(a.csv, a.n), a.out, a.batch, shard=(index, count))

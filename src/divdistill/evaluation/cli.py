@@ -1,4 +1,4 @@
-"""`divdistill-evaluate`: Table 2 (FID, IS, CLIP score, time) and Table 3 (per-prompt diversity) plus PRDC for run folders.
+"""`divdistill-evaluate`: Table 2 (FID, IS, CLIP score, time), Table 3 (per-prompt diversity) and PRDC of run folders.
 
 Every metric streams over the images and caches per-image features (`<run>/.evalcache/`), so a killed evaluation
 continues where it stopped. `--scale tiny` scores with the tiny world's evaluator; `--scale sdxl` with Inception

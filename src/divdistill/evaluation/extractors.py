@@ -1,4 +1,4 @@
-"""Per-image feature extractors of the evaluate CLI: the paper's models (Inception, CLIP, DreamSim) and the tiny evaluator.
+"""Per-image feature extractors of the evaluate CLI: the paper's Inception, CLIP, DreamSim and the tiny evaluator.
 
 Each maps uint8 images (B, 3, S, S) (and prompts, where scored against text) to named per-image tensors (B, ...).
 """
