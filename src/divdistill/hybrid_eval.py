@@ -22,7 +22,8 @@ from .hybrid_runs import Measurer, Sizes, fid_reference, prompts_for, restrict, 
 FAMILIES = ("table", "fig7a", "fig7b", "fig7c", "frontier", "other")
 DIFFS = [  # (metric, a, b): metric(a) − metric(b), paired on shared seeds
     *[("diversity", a, b) for a, b in [("student", "base50"), ("student", "control"), ("hybrid", "base50"),
-                                       ("hybrid", "student"), ("hybrid", "control"), ("skip_first", "hybrid")]],
+                                       ("hybrid", "student"), ("hybrid", "control"), ("skip_first", "hybrid"),
+                                       ("control", "base50")]],
     *[(m, a, b) for m in ("fid", "inception_score", "adherence")
       for a, b in [("hybrid", "base50"), ("hybrid", "student"), ("student", "base50"), ("skip_first", "hybrid"),
                    ("control", "base50")]],
@@ -80,6 +81,7 @@ def _diffs(samples: dict, others) -> list[tuple]:
     pairs += [("diversity", "student", "hybrid_k2")] if "hybrid_k2" in samples else []
     for s in others:
         pairs += [("diversity", f"{s}:student", "base50"), ("diversity", f"{s}:student", f"{s}:control"),
+                  ("diversity", f"{s}:control", "base50"),
                   ("diversity", f"{s}:hybrid", f"{s}:student"), ("diversity", f"{s}:hybrid", "base50")]
     return list(dict.fromkeys((m, a, b) for m, a, b in pairs if a in samples and b in samples))
 

@@ -53,7 +53,9 @@ def _diff(res, key, digits=3):
 
 def table3_rows(res: dict) -> list[dict]:
     """Table 3: mean pairwise distance per prompt, averaged, with 95% CIs over seeds; Δ to the 50-step base."""
-    keys = ["base50", "student", "hybrid", "control"] + [k for k in res["rows"] if k.count(":") == 1]
+    others = dict.fromkeys(k.split(":")[0] for k in res["rows"] if k.count(":") == 1)
+    keys = ["base50", "student", "hybrid", "control"] + [f"{s}:{r}" for s in others
+                                                         for r in ("student", "hybrid", "control")]
     out = []
     for k in keys:
         if k not in res["rows"]:
