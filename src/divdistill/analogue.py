@@ -117,3 +117,63 @@ def layout_snr_curves(snr_factor: float, fraction: float = 1 / 16) -> dict:
 
 __all__ = ["LAYOUT_FEATURES", "commit_curve", "evaluator_layout", "forward_diffuse", "layout_correlation",
            "layout_snr", "layout_snr_curves", "on_custom_grid", "retention_curve", "sdedit_retention"]
+
+
+def diagnose(world: World, evaluator, names=None, n: int = 64, seed: int = 0,
+             grid=(999, 874, 749, 624, 499, 374, 249, 124)) -> dict:
+    """Layout commit (each model's own plan) and SDEdit retention (each model on an LCM re-noising sampler over
+    `grid`) for the base and the named students, on n scenes; the layout-scale SNR of the world's schedule."""
+    from diffusers import LCMScheduler
+
+    from .plan import base, distilled
+    from .registry import scheduler_factory
+    from .tiny.schedule import diffusers_config, snr_factor_of
+    from .tiny.world import sample_scenes
+
+    read, sc = evaluator_layout(evaluator), sample_scenes(n, seed=70_000 + seed)
+    names = [world.base_name] + list(world.students if names is None else names)
+    lcm = scheduler_factory(LCMScheduler, diffusers_config(world.extras["schedule"]))
+    out = {"variant": world.extras.get("variant"), "snr_factor": snr_factor_of(world.extras["schedule"]), "n": n,
+           "commit": {}, "retention": {}}
+    for name in names:
+        plan = base(world) if name == world.base_name else distilled(world, name)
+        out["commit"][name] = commit_curve(world, plan, sc.prompts, [seed * 10_000 + i for i in range(n)], read)
+        custom = on_custom_grid(world, name, lcm)
+        g = world.spec(name).guidance
+        out["retention"][name] = retention_curve(world, custom, sc.images, sc.prompts, read, grid, g, seed)
+    return out
+
+
+def main(argv=None) -> int:
+    """python -m divdistill.analogue --variant V [--n 64] [--students a,b]: write <variant>/analogue.json."""
+    import argparse
+    import os
+
+    from .provenance import atomic_write_json, provenance
+    from .tiny.evaluator import load_evaluator
+    from .tiny.loader import load_tiny_world, variant_dir
+
+    p = argparse.ArgumentParser(prog="python -m divdistill.analogue", description=main.__doc__)
+    p.add_argument("--variant", default=None)
+    p.add_argument("--n", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--students", default="dmd2,turbo,lcm,pd")
+    p.add_argument("--threads", type=int, default=0)
+    a = p.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    import time
+
+    t0 = time.time()
+    names = a.students.split(",")
+    world = load_tiny_world(variant=a.variant, device="cpu", students=names)
+    res = diagnose(world, load_evaluator(world.extras["evaluator_root"]), names, a.n, a.seed)
+    res["provenance"] = provenance({"kind": "analogue", "n": a.n, "students": names}, a.seed, 0, time.time() - t0, {})
+    out = os.path.join(variant_dir(a.variant), "analogue.json")
+    atomic_write_json(out, res)
+    print(out, f"{time.time() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
