@@ -197,15 +197,31 @@ def test_random_clip_matches_torchmetrics_clipscore(clip_dir):
     assert scores.clip_score(per_image) == pytest.approx(float(tm.compute()), rel=1e-5)
 
 
+class _RandomDreamSim(torch.nn.Module):
+    """A random-weight stand-in for DreamSim: `.embed` of images in [0, 1] at 224²."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(1)
+        self.net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 8, 8), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(2),
+                                       torch.nn.Flatten())
+
+    def embed(self, x):
+        assert x.shape[-2:] == (224, 224) and 0 <= x.min() and x.max() <= 1
+        return self.net(x)
+
+
 def test_sdxl_suite_on_random_weight_models(tmp_path, scenes, clip_dir):
-    suite = core.sdxl_suite("cpu", clip_model=clip_dir, diversity=False, inception=_RandomInception())
+    suite = core.sdxl_suite("cpu", clip_model=clip_dir, inception=_RandomInception(), dreamsim=_RandomDreamSim())
     run = _write_run(tmp_path / "run", scenes.images[:12], scenes.prompts[:12])
     real, _ = core.reference(_write_run(tmp_path / "ref", sample_scenes(12, seed=9).images, ["x"] * 12), suite,
                              str(tmp_path / "cache"), progress=False)
     res = core.evaluate_run(run, suite, real=real, batch=6, progress=False)
-    assert res["FID"] > 0 and res["IS"] >= 1 and 0 <= res["CLIP"] <= 100 and "diversity" not in res
+    assert res["FID"] > 0 and res["IS"] >= 1 and 0 <= res["CLIP"] <= 100
+    assert res["diversity"]["per_prompt"]["a red circle"]["n"] == 4 and res["diversity"]["mean"] > 0
     assert set(res["prdc"]) >= {"precision", "recall", "density", "coverage"}
-    assert sorted(os.listdir(os.path.join(run, ".evalcache"))) == sorted([suite.clip.name, "custom-_RandomInception"])
+    assert sorted(os.listdir(os.path.join(run, ".evalcache"))) == sorted(
+        [suite.clip.name, "custom-_RandomInception", "custom-_RandomDreamSim"])
 
 
 def test_missing_extras_name_the_pip_command(monkeypatch, tmp_path):

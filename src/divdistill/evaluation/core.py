@@ -40,12 +40,14 @@ def tiny_suite(device="cpu", evaluator=None) -> Suite:
     return Suite("tiny", ex, ex, ex)
 
 
-def sdxl_suite(device="cpu", clip_model="openai/clip-vit-large-patch14", diversity=True, inception=None) -> Suite:
-    """The paper's metrics: Inception (FID, IS, PRDC), CLIP score, DreamSim (diversity)."""
+def sdxl_suite(device="cpu", clip_model="openai/clip-vit-large-patch14", diversity=True, inception=None,
+               dreamsim=None) -> Suite:
+    """The paper's metrics: Inception (FID, IS, PRDC), CLIP score, DreamSim (diversity); `inception`/`dreamsim`
+    replace the pretrained networks (tests: random weights)."""
     from .extractors import ClipExtractor, DreamSimExtractor, InceptionExtractor
 
     return Suite("sdxl", InceptionExtractor(inception, device), ClipExtractor(clip_model, device),
-                 DreamSimExtractor(device) if diversity else None, "embed")
+                 DreamSimExtractor(device, dreamsim) if diversity else None, "embed")
 
 
 def reference(ref: str, suite: Suite, cache_root: str, batch: int = 32, progress: bool = True):

@@ -131,11 +131,12 @@ class ClipExtractor:
 
 def dreamsim_features(images: torch.Tensor, cache: dict) -> torch.Tensor:
     """DreamSim embeddings (the paper's diversity metric, Table 3) of images in [-1, 1]; needs the sdxl extra."""
-    mod = require("dreamsim", "dreamsim", "DreamSim diversity at scale='sdxl'")
-    dev = images.device if images.is_cuda else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if "dreamsim" not in cache:
+        mod = require("dreamsim", "dreamsim", "DreamSim diversity at scale='sdxl'")
+        dev = images.device if images.is_cuda else torch.device("cuda" if torch.cuda.is_available() else "cpu")
         cache["dreamsim"] = mod.dreamsim(pretrained=True, device=str(dev))[0]
     model = cache["dreamsim"]
+    dev = next(model.parameters()).device  # wherever the model lives
     out = []
     with torch.no_grad():
         for i in range(0, len(images), 32):
@@ -146,13 +147,21 @@ def dreamsim_features(images: torch.Tensor, cache: dict) -> torch.Tensor:
 
 
 class DreamSimExtractor:
-    """DreamSim embeddings for per-prompt pairwise diversity (Table 3); cosine distance between them is DreamSim's."""
+    """DreamSim embeddings for per-prompt pairwise diversity (Table 3); cosine distance between them is DreamSim's.
 
-    size, needs_prompt, name = 224, False, "dreamsim"
+    Args:
+        device: where it runs.
+        model: anything with `.embed(x)` for x in [0, 1] at 224² (default: DreamSim's pretrained ensemble, which
+            needs the `dreamsim` package; tests pass a random-weight network).
+    """
 
-    def __init__(self, device="cpu"):
-        require("dreamsim", "dreamsim", "DreamSim diversity at scale='sdxl'")
-        self.cache, self.device = {}, torch.device(device)
+    size, needs_prompt = 224, False
+
+    def __init__(self, device="cpu", model=None):
+        if model is None:
+            require("dreamsim", "dreamsim", "DreamSim diversity at scale='sdxl'")
+        self.cache, self.device = ({} if model is None else {"dreamsim": model.to(device)}), torch.device(device)
+        self.name = "dreamsim" if model is None else f"custom-{type(model).__name__}"
 
     def __call__(self, images: torch.Tensor, prompts=None) -> dict:
         return {"embed": dreamsim_features(images.to(self.device).float() / 127.5 - 1, self.cache)}
