@@ -107,6 +107,10 @@ def test_cli_end_to_end_tiny(tmp_path, scenes):
     rec2 = json.load(open(tmp_path / "ev2" / "metrics.json"))
     assert rec2["runs"]["run"]["FID"] == pytest.approx(rec["runs"]["DMD2"]["FID"], rel=1e-6)
     assert "prdc" not in rec2["runs"]["run"]  # statistics alone cannot give PRDC
+    other = core.Suite("sdxl", _RandomInception(), None, None)
+    other.fid.name = "inception-v3-compat"
+    with pytest.raises(ValueError, match="statistics of 'tiny-evaluator' features"):
+        core.reference(str(tmp_path / "ref.npz"), other, str(tmp_path / "c"))
     csv_path = tmp_path / "div.csv"
     assert main(["--write-diversity-csv", str(csv_path), "--prompts", "a", "b", "--per-prompt", "3"]) == 0
     assert open(csv_path).read().splitlines()[1:3] == ["0,a,0", "1,a,1"]

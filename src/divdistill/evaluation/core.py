@@ -53,6 +53,10 @@ def sdxl_suite(device="cpu", clip_model="openai/clip-vit-large-patch14", diversi
 def reference(ref: str, suite: Suite, cache_root: str, batch: int = 32, progress: bool = True):
     """Reference features (N, D) from a folder of real images, or stats (mu, sigma) from a .npz."""
     if ref.endswith(".npz"):
+        made_by = S.stats_features(ref)
+        if made_by is not None and made_by != suite.fid.name:
+            raise ValueError(f"{ref} holds statistics of {made_by!r} features, this evaluation uses "
+                             f"{suite.fid.name!r}; write matching ones with --write-ref-stats")
         return None, S.read_stats(ref)
     items = folder_items(ref)
     tag = hashlib.sha1(os.path.abspath(ref).encode()).hexdigest()[:10]

@@ -76,6 +76,12 @@ def read_stats(path: str) -> tuple[np.ndarray, np.ndarray]:
         return z["mu"], z["sigma"]
 
 
+def stats_features(path: str) -> str | None:
+    """The feature network a .npz written by `write_stats` names (None for pytorch-fid / clean-fid files)."""
+    with np.load(path) as z:
+        return str(z["features"]) if "features" in z else None
+
+
 def inception_score(logits: torch.Tensor, splits: int = 10, seed: int = 0) -> tuple[float, float]:
     """Table 2 IS: torchmetrics' InceptionScore on logits (N, K); its split shuffle is seeded, so it is repeatable."""
     from torchmetrics.image.inception import InceptionScore
