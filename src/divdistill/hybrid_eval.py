@@ -78,7 +78,7 @@ def _diffs(samples: dict, others) -> list[tuple]:
     pairs = list(DIFFS)
     pairs += [("diversity", "hybrid", k) for k in samples if k.startswith(("hybrid_g", "hybrid_k", "first_m"))]
     pairs += [(m, "hybrid", b) for m in ("diversity", "fid") for b in FRONTIER_BASES]
-    pairs += [("diversity", "student", "hybrid_k2")] if "hybrid_k2" in samples else []
+    pairs += [("diversity", k, "base50") for k in samples if k.startswith("hybrid_k")]
     for s in others:
         pairs += [("diversity", f"{s}:student", "base50"), ("diversity", f"{s}:student", f"{s}:control"),
                   ("diversity", f"{s}:control", "base50"),

@@ -194,14 +194,30 @@ def plot_frontier(res: dict, caption: str):
             continue
         pts = sorted([(rows[k]["nfe"], k, rows[k]["frontier"]["diversity"], rows[k]["frontier"]["fid"]) for k in keys],
                      key=lambda p: p[0])
+        same = [p for p in pts if p[0] == pts[0][0]]  # points at one NFE (hybrid over k): spread them a little
+        pts = [(x * 1.05 ** j, *rest) if len(same) > 1 else (x, *rest) for j, (x, *rest) in enumerate(pts)]
         for ax, idx in zip(axes, (2, 3)):
             _errorbar(ax, pts, idx, color=f"C{i}", label=label, linestyle="-" if len(pts) > 1 else "none")
+            for x, k, *vals in pts:
+                ax.annotate(_short(k), (x, vals[idx - 2]["mean"]), fontsize=6, xytext=(3, 2),
+                            textcoords="offset points")
     for ax, name in zip(axes, ("diversity ↑", "FID ↓")):
         ax.set_xscale("log", base=2), ax.set_xlabel("NFE per image (log scale)"), ax.set_ylabel(name)
     axes[1].legend(fontsize=8, loc="upper right")
     fig.suptitle(caption, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def _short(key: str) -> str:
+    """A point's tag on the frontier: k for the hybrid family, g for the CFG sweep, steps for the base."""
+    tags = {"student": "k=0", "hybrid": "k=1", "control": "", "skip_first": "", "base50": "50"}
+    if key in tags:
+        return tags[key]
+    for prefix, tag in (("hybrid_k", "k="), ("hybrid_g", "g="), ("base_own", ""), ("base_dpm", "")):
+        if key.startswith(prefix):
+            return tag + key[len(prefix):]
+    return ""
 
 
 def schedule_rows(by_variant: dict) -> list[dict]:
@@ -283,3 +299,26 @@ def schedule_paragraph(by_variant: dict) -> str:
 
 def _word(h) -> str:
     return {True: "holds", False: "does not hold", None: "inconclusive"}[h]
+
+
+def _cmp(h, better: str, worse: str, same: str) -> str:
+    return {True: better, False: worse, None: same + " (the CI straddles 0)"}[h]
+
+
+def frontier_answer(res: dict) -> str:
+    """'Is the hybrid better than simply running the base with few steps?', answered from the paired CIs."""
+    from .claims import verdict
+
+    rows, out = res["rows"], []
+    if "hybrid" not in rows:
+        return "The hybrid was not run."
+    for k in ("base_own2", "base_dpm4", "control"):
+        if k not in rows or f"diversity:hybrid-{k}" not in res["diffs"]:
+            continue
+        dv, df = est(res["diffs"][f"diversity:hybrid-{k}"]), est(res["diffs"].get(f"fid:hybrid-{k}"))
+        out.append(f"Against **{rows[k]['label']}** ({rows[k]['nfe']} NFE; the hybrid uses {rows['hybrid']['nfe']}) "
+                   f"the hybrid is {_cmp(verdict(dv, '>'), 'more diverse', 'less diverse', 'as diverse')} "
+                   f"(Δ {fmt(res['diffs'][f'diversity:hybrid-{k}'])}) and "
+                   f"its FID is {_cmp(verdict(df, '<'), 'better', 'worse', 'indistinguishable')} "
+                   f"(Δ {fmt(res['diffs'].get(f'fid:hybrid-{k}'), 2)}).")
+    return " ".join(out)
