@@ -12,7 +12,7 @@ from ..claims import bootstrap_diff, verdict
 from ..plan import base, distilled, hybrid, on_sampler
 from ..provenance import atomic_write_json
 from ..sampling import generate
-from ..tiny.report import EVAL_PROMPTS, per_prompt_diversity
+from ..tiny.report import EVAL_PROMPTS
 from ..tiny.world import sample_scenes
 
 TEACHER = "teacher (50 steps)"
@@ -25,21 +25,24 @@ def control_plans(world, name: str) -> list[tuple[str, str, object]]:
             (f"hybrid({name}, k=1, CFG 0)", "hybrid", hybrid(world, name, k=1, base_guidance=0))]
 
 
-def measure(world, plan, evaluator, per_prompt: int, seeds, n_fid: int = 0) -> dict:
-    """Per-prompt diversity on EVAL_PROMPTS (per_prompt samples each) for every seed; FID_tiny on n_fid samples."""
-    ps = [p for p in EVAL_PROMPTS for _ in range(per_prompt)]
-    per_prompt_vals, fids = {p: [] for p in EVAL_PROMPTS}, []
+def measure(world, plan, features, per_prompt: int, seeds, n_fid: int = 0, prompts=EVAL_PROMPTS, evaluator=None,
+            batch_size: int = 100) -> dict:
+    """Per-prompt diversity (per_prompt samples of each prompt; `features(images)` → (B, D) perceptual features) for
+    every seed; FID_tiny on n_fid samples (tiny: needs the evaluator)."""
+    ps = [p for p in prompts for _ in range(per_prompt)]
+    per_prompt_vals, fids = {p: [] for p in prompts}, []
     for s in seeds:  # the same noise seeds for every plan: comparisons between plans are paired
-        imgs = generate(world, plan, ps, [s * 100_000 + 90_000 + i for i in range(len(ps))], batch_size=100).images
-        for p, v in per_prompt_diversity(evaluator, imgs, ps).items():
-            per_prompt_vals[p].append(v)
+        imgs = generate(world, plan, ps, [s * 100_000 + 90_000 + i for i in range(len(ps))], batch_size).images
+        feats = features(imgs)
+        for p in prompts:
+            per_prompt_vals[p].append(M.pairwise_diversity(feats[[i for i, q in enumerate(ps) if q == p]]))
         if n_fid:
             real = sample_scenes(n_fid, seed=50_000 + s)
-            fake = generate(world, plan, real.prompts, [s * 100_000 + i for i in range(n_fid)], batch_size=100).images
+            fake = generate(world, plan, real.prompts, [s * 100_000 + i for i in range(n_fid)], batch_size).images
             fids.append(M.fid(evaluator, real.images, fake))
     per_seed = [statistics.mean(v[i] for v in per_prompt_vals.values()) for i in range(len(seeds))]
     row = {"diversity": statistics.mean(per_seed), "diversity_std": _std(per_seed), "per_prompt": per_prompt_vals,
-           "steps": len(plan), "nfe": generate(world, plan, ["a shape"], [0]).nfe, "per_prompt_n": per_prompt,
+           "steps": len(plan), "nfe": generate(world, plan, [prompts[0]], [0]).nfe, "per_prompt_n": per_prompt,
            "seeds": len(seeds)}
     if fids:
         row.update(fid=statistics.mean(fids), fid_std=_std(fids), n_fid=n_fid)
@@ -51,17 +54,22 @@ def _std(v):
 
 
 def evaluate_controls(world, names=None, per_prompt: int = 10, seeds=(0, 1, 2), n_fid: int = 0, out: str | None = None,
-                      progress=print) -> dict:
+                      progress=print, features=None, prompts=EVAL_PROMPTS, teacher: bool = True,
+                      batch_size: int = 100) -> dict:
     """The control table: teacher 50 steps, then per student its own plan, on_sampler and hybrid(k=1, CFG 0).
 
     Resumable: with `out`, rows already in that JSON (same settings) are kept and the file is rewritten after each row.
+    `features` (images → (B, D)) defaults to the tiny evaluator's; `teacher=False` skips the 50-step row.
     """
-    from ..tiny.evaluator import load_evaluator
+    ev = None
+    if features is None or n_fid:
+        from ..tiny.evaluator import load_evaluator
 
-    ev = load_evaluator(world.extras["evaluator_root"]).to(world.device)
+        ev = load_evaluator(world.extras["evaluator_root"]).to(world.device)
+    features = features or (lambda imgs: M.features(ev, imgs))
     names = list(world.students if names is None else names)
     settings = {"per_prompt": per_prompt, "seeds": list(seeds), "n_fid": n_fid, "variant": world.extras.get("variant"),
-                "base_guidance": world.spec(world.base_name).guidance, "prompts": list(EVAL_PROMPTS)}
+                "base_guidance": world.spec(world.base_name).guidance, "prompts": list(prompts)}
     res = {"settings": settings, "rows": []}
     if out and os.path.exists(out):
         import json
@@ -71,12 +79,13 @@ def evaluate_controls(world, names=None, per_prompt: int = 10, seeds=(0, 1, 2), 
         if old.get("settings") == settings:
             res = old
     done = {r["label"] for r in res["rows"]}
-    todo = [(TEACHER, "teacher", None, base(world))] + [(lab, kind, n, plan) for n in names
-                                                         for lab, kind, plan in control_plans(world, n)]
+    todo = ([(TEACHER, "teacher", None, base(world))] if teacher else []) + \
+        [(lab, kind, n, plan) for n in names for lab, kind, plan in control_plans(world, n)]
     for label, kind, student, plan in todo:
         if label in done:
             continue
-        row = {"label": label, "kind": kind, "student": student, **measure(world, plan, ev, per_prompt, seeds, n_fid)}
+        row = {"label": label, "kind": kind, "student": student,
+               **measure(world, plan, features, per_prompt, seeds, n_fid, prompts, ev, batch_size)}
         res["rows"].append(row)
         if out:
             atomic_write_json(out, res)
@@ -94,16 +103,14 @@ def diversity_losses(result: dict) -> list[dict]:
     """Per student: diversity loss vs the 50-step teacher and vs the teacher on the same sampler (only the second is
     what distillation did), and the hybrid's change vs the student; paired bootstrap over (prompt, seed) units."""
     rows = {r["label"]: r for r in result["rows"]}
-    if TEACHER not in rows:
-        raise KeyError(f"the control result has no {TEACHER!r} row; rows: {sorted(rows)}")
-    t50, out = _units(rows[TEACHER]), []
+    t50, out = (_units(rows[TEACHER]) if TEACHER in rows else None), []
     for r in result["rows"]:
         if r["kind"] != "student":
             continue
         name = r["student"]
         ctrl, hyb = rows.get(f"teacher on {name}'s sampler"), rows.get(f"hybrid({name}, k=1, CFG 0)")
         s = _units(r)
-        rec = {"student": name, "loss_vs_teacher50": bootstrap_diff(t50, s, paired=True)}
+        rec = {"student": name, "loss_vs_teacher50": bootstrap_diff(t50, s, paired=True) if t50 is not None else None}
         if ctrl:
             rec["loss_vs_same_sampler"] = bootstrap_diff(_units(ctrl), s, paired=True)
             rec["distillation_loses_diversity"] = verdict(rec["loss_vs_same_sampler"], ">")
