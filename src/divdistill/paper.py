@@ -32,3 +32,12 @@ DDIL_TABLE = [
 OURS_FOR_DDIL_ROW = {"PD (4)": "pd", "PD + DDIL (4)": "pd_ddil", "LCM (4)": "lcm", "LCM + Reflected": "lcm_reflected",
                      "LCM + DDIL": "lcm_ddil", "LCM + Reflected + DDIL": "lcm_ddil_reflected",
                      "SSD1B-DMD2 (4)": "dmd2", "SSD1B-DMD2 + DDIL (4)": "dmd2_ddil"}
+
+# DDIL Table 9 (App. E): mixed rollouts of a 32-step CFG teacher and a 4-step PD(+DDIL) student, COCO-2017 5K.
+# β = prior of the teacher per student transition: (FID, CLIP). β = 1 is the teacher alone (SD, 32 steps, CFG).
+DDIL_TABLE9_BETA = {1.0: (22.50, 0.321), 0.8: (23.14, 0.319), 0.6: (22.33, 0.317), 0.4: (21.95, 0.313),
+                    0.2: (21.92, 0.307), 0.0: (22.42, 0.302)}
+# Switches at t: "T→S@t" = teacher down to x_t, then student; "S→T@t" the reverse. The extracted text lost the two
+# sub-tables' captions; labels inferred from their CLIP trend and App. E.1 (../shared/notes/paper-numbers.md).
+DDIL_TABLE9_SWITCH = {"T→S@749": (23.60, 0.309), "T→S@500": (23.80, 0.317), "T→S@250": (24.21, 0.320),
+                      "S→T@749": (21.64, 0.321), "S→T@500": (21.16, 0.314), "S→T@250": (22.05, 0.306)}
