@@ -167,6 +167,11 @@ def plot_fig7(res: dict, caption: str):
         _errorbar(ax2, pts, 3, color="C3", label="FID", linestyle="--")
         ax2.set_ylabel("FID ↓", color="C3")
         ax.set_xticks(sorted({p[0] for p in pts}))
+        if fam == "fig7c" and "hybrid" in res["rows"]:  # the paper's hybrid: one base step on the student's sampler
+            ax.axhline(res["rows"]["hybrid"]["frontier"]["diversity"]["mean"], color="C0", linestyle=":", lw=1)
+            ax.annotate("k=1 hybrid (student's sampler)", (pts[0][0], res["rows"]["hybrid"]["frontier"]["diversity"]
+                                                            ["mean"]), fontsize=7, color="C0", xytext=(2, 3),
+                        textcoords="offset points")
     fig.suptitle(caption, fontsize=10)
     fig.tight_layout()
     return fig
