@@ -23,7 +23,7 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     from ..worlds import load_world
-    from .registry import ALL, DEFAULT_STEPS, lora_dir
+    from .registry import ALL, DEFAULT_STEPS, lora_dir, loras_root
 
     kw = {"variant": args.variant} if args.variant else {}
     world = load_world("tiny", device=args.device or ("cuda" if torch.cuda.is_available() else "cpu"), **kw)
@@ -40,6 +40,9 @@ def main(argv=None) -> None:
                 print(f"{source}/{control}: already trained ({out})")
                 continue
             rec = train_control(world, ControlConfig(control, source, steps=DEFAULT_STEPS[control]), out)
+            stale = os.path.join(loras_root(world), "transfer_cache.json")  # readouts of the old LoRAs
+            if os.path.exists(stale):
+                os.remove(stale)
             print(f"{source}/{control}: {rec['wall_time_s']} s, loss {rec['metrics']['loss_last20']:.4f} → {out}")
         print(f"train-all: {time.time() - t0:.0f} s")
     else:

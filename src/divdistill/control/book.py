@@ -37,8 +37,8 @@ def tiny_controls(ch) -> list[Control]:
 
     out, models = [], [m for m in TABLE_TARGETS if m in ch.world.names]
     for source, control in ALL:
-        load_controls(ch.world, lora_dir(ch.world, source, control), adapter_name(source, control), models=models)
-        if source == "base":
+        if source == "base":  # the reverse-direction LoRAs are read from the committed run only
+            load_controls(ch.world, lora_dir(ch.world, source, control), adapter_name(source, control), models=models)
             out.append(Control(control, adapter_name(source, control), "slider" if "slider" in control else "lora",
                                EVAL_PROMPTS[control], ATTRIBUTE[control],
                                lambda im, c=control: attribute(ch.evaluator, im, c),
@@ -134,6 +134,13 @@ def est(d: dict) -> str:
     return str(d if isinstance(d, claims.Estimate) else claims.Estimate(**d))
 
 
+def _pct(e: claims.Estimate, without: float, floor: float = 0.05) -> str:
+    """% change with its CI; undefined (shown as such) when the readout without the LoRA is ≈ 0."""
+    if abs(without) < floor:
+        return f"n/a (without < {floor})"
+    return f"{e.mean:.1f} [{e.lo:.1f}, {e.hi:.1f}]"
+
+
 def table_rows(rows: list[dict], source: str) -> list[dict]:
     """Table-1 display rows of one direction, with the paper's % change and ratio beside ours."""
     out = []
@@ -145,8 +152,8 @@ def table_rows(rows: list[dict], source: str) -> list[dict]:
         e = {k: claims.Estimate(**r[k]) for k in ("delta", "pct_change", "ratio")}
         out.append({"control": r["control"], "attribute": r.get("attribute", ATTRIBUTE.get(r["control"], "")),
                     "target": f"{source}→{r['target']}", "n": r["n"], "without": r["without"], "with": r["with"],
-                    "Δ [95% CI]": str(e["delta"]), "% change [CI]": f"{e['pct_change'].mean:.1f} "
-                    f"[{e['pct_change'].lo:.1f}, {e['pct_change'].hi:.1f}]", "ratio to source [CI]": str(e["ratio"]),
+                    "Δ [95% CI]": str(e["delta"]), "% change [CI]": _pct(e["pct_change"], r["without"]),
+                    "ratio to source [CI]": str(e["ratio"]),
                     f"ratio > {FRACTION}": claims.verdict(e["ratio"], ">", FRACTION) if r["target"] != source else None,
                     "Table 1 row": paper[0] if source == "base" else "–",
                     "Table 1 % change": p_pct,
@@ -179,6 +186,17 @@ def summary_entries(rows: list[dict], scale: str, note: str = "", fraction: floa
                  "LCM, Turbo, Lightning"
                  if source == "base" else "Sec. 6: controls trained on a distilled model transfer back to the base")
         out.append(claims.entry("C1", paper, ours, holds, scale, int(sum(r["n"] for r in rs)),
-                                f"direction {source}→*; {note}"))
+                                f"direction {source}→*; {note}; {cells_text(rows, source, fraction)}"))
     return out
 
+
+def cells_text(rows: list[dict], source: str, fraction: float = FRACTION) -> str:
+    """Which cells fail (ratio CI below `fraction`) and which are inconclusive (CI straddles it)."""
+    groups = {False: [], None: []}
+    for r in rows:
+        if r["source"] == source and r["target"] != source:
+            v = claims.verdict(claims.Estimate(**r["ratio"]), ">", fraction)
+            if v is not True:
+                groups[v].append(f"{r['control']}→{r['target']} {claims.Estimate(**r['ratio'])}")
+    return (f"below {fraction}: {', '.join(groups[False]) or 'none'}; "
+            f"inconclusive: {', '.join(groups[None]) or 'none'}")
