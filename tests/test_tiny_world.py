@@ -111,6 +111,32 @@ def test_killed_teacher_run_resumes_exactly(tmp_path):
         assert torch.equal(a["parts"]["ema"][k], b["parts"]["ema"][k]), k
 
 
+def test_killed_evaluator_run_resumes_exactly(tmp_path, monkeypatch):
+    import divdistill.tiny.evaluator as E
+
+    cfg = EvaluatorConfig(steps=4, batch=8, width=16, ckpt_every=2)
+    train_evaluator(str(tmp_path / "straight"), cfg, progress=False)
+    real, calls = E.evaluator_loss, []
+
+    def dies_at_step_3(model, sc):  # the process is killed during step 3, after the step-2 checkpoint
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(model, sc)
+
+    monkeypatch.setattr(E, "evaluator_loss", dies_at_step_3)
+    with pytest.raises(KeyboardInterrupt):
+        train_evaluator(str(tmp_path / "killed"), cfg, progress=False)
+    monkeypatch.setattr(E, "evaluator_loss", real)
+    assert torch.load(tmp_path / "killed" / "train_state.pt", weights_only=False)["step"] == 2
+    train_evaluator(str(tmp_path / "killed"), cfg, progress=False)  # resumes at step 2
+    a = torch.load(tmp_path / "straight" / "train_state.pt", weights_only=False)
+    b = torch.load(tmp_path / "killed" / "train_state.pt", weights_only=False)
+    assert b["step"] == 4 and a["losses"] == b["losses"]
+    for k in a["parts"]["model"]:
+        assert torch.equal(a["parts"]["model"][k], b["parts"]["model"][k]), k
+
+
 def test_evaluator_training_writes_provenance(tmp_path):
     res = train_evaluator(str(tmp_path), EvaluatorConfig(steps=3, batch=8, width=16), progress=False)
     import json

@@ -67,24 +67,26 @@ def prdc(real_feats: torch.Tensor, fake_feats: torch.Tensor, k: int = 5) -> dict
 
 @torch.no_grad()
 def adherence(evaluator, images: torch.Tensor, prompts: list[str]) -> dict:
-    """CLIP-score analogue: fraction of the factors each prompt names that the evaluator reads back correctly."""
+    """CLIP-score analogue: fraction of the factors each prompt names that the evaluator reads back correctly.
+
+    The evaluator carries its world's prompt reader (`evaluator.parse_prompt`, `evaluator.size_split`), so this
+    generic metric knows nothing of the tiny world.
+    """
     dev = next(evaluator.parameters()).device
     pred = {k: v.cpu() for k, v in evaluator.predict(images.to(dev).float().clamp(-1, 1)).items()}
-    return adherence_from_predictions(pred, prompts)
+    return factor_adherence(pred, prompts, evaluator.parse_prompt, evaluator.size_split)
 
 
-def adherence_from_predictions(pred: dict, prompts: list[str]) -> dict:
-    """`adherence` from the evaluator's factor predictions (shape, color, size, bg, style: (B,) each), e.g. cached."""
-    from .tiny.text import parse_prompt
-    from .tiny.world import SMALL_LARGE_SPLIT
-
+def factor_adherence(pred: dict, prompts: list[str], parse_prompt, size_split: float) -> dict:
+    """`adherence` from factor predictions (shape, color, size, bg, style: (B,) each) and a prompt reader
+    (prompt → {factor: index or None}); size is named as small/large around `size_split`."""
     hits: dict[str, list[bool]] = {k: [] for k in ("shape", "color", "size", "bg", "style")}
     for i, p in enumerate(prompts):
         spec = parse_prompt(p)
         for k, want in spec.items():
             if want is None:
                 continue
-            got = int(pred[k][i] >= SMALL_LARGE_SPLIT) if k == "size" else int(pred[k][i])
+            got = int(pred[k][i] >= size_split) if k == "size" else int(pred[k][i])
             hits[k].append(got == want)
     per = {k: float(np.mean(v)) for k, v in hits.items() if v}
     allh = [h for v in hits.values() for h in v]

@@ -103,7 +103,9 @@ def clip_score(scores: torch.Tensor) -> float:
 
 def adherence_percent(preds: dict, prompts: list[str]) -> float:
     """The tiny CLIP-score analogue: % of prompt-named factors the evaluator reads back (metrics.adherence)."""
-    return 100.0 * M.adherence_from_predictions(preds, prompts)["adherence"]
+    from ..tiny.evaluator import adherence_from_predictions
+
+    return 100.0 * adherence_from_predictions(preds, prompts)["adherence"]
 
 
 def diversity(feats: torch.Tensor, prompts: list[str]) -> dict:

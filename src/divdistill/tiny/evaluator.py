@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
-from ..provenance import atomic_save_safetensors, atomic_torch_save, atomic_write_json, provenance
-from .world import COLOR_NAMES, POS_RANGE, SHAPES, SIZE_RANGE, STYLES, sample_scenes
+from ..provenance import atomic_save_safetensors, atomic_write_json, provenance
+from .world import COLOR_NAMES, POS_RANGE, SHAPES, SIZE_RANGE, SMALL_LARGE_SPLIT, STYLES, parse_prompt, sample_scenes
 
 HEADS = {"shape": len(SHAPES), "color": len(COLOR_NAMES), "bg": 2, "style": len(STYLES)}
 REGRESS = ("size", "x", "y")
@@ -33,6 +31,10 @@ class Evaluator(nn.Module):
     """Small CNN: (B, 3, 32, 32) in [-1, 1] → 128-d features and factor predictions."""
 
     num_features = 128
+
+    # the prompt reader generic metrics (metrics.adherence) use: the evaluator knows its world's vocabulary
+    parse_prompt = staticmethod(parse_prompt)
+    size_split = SMALL_LARGE_SPLIT
 
     def __init__(self, width: int = 32):
         super().__init__()
@@ -93,36 +95,37 @@ def evaluator_loss(model: Evaluator, sc) -> torch.Tensor:
 
 def train_evaluator(out: str, cfg: EvaluatorConfig, device: str = "cpu", progress: bool = True) -> dict:
     """Train (or resume) the evaluator on generator scenes of every shape and style; writes weights + provenance."""
+    from ..distill.loop import fit, optimizer_step
+
     torch.manual_seed(cfg.seed)
     model = Evaluator(cfg.width).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     lr_at = lambda s: cfg.lr * 0.5 * (1 + torch.cos(torch.tensor(s / cfg.steps * torch.pi))).item()  # noqa: E731
-    state_path, start, wall = os.path.join(out, "train_state.pt"), 0, 0.0
-    if os.path.exists(state_path):
-        st = torch.load(state_path, map_location=device, weights_only=False)
-        model.load_state_dict(st["model"]), opt.load_state_dict(st["opt"])
-        start, wall = st["step"], st["wall"]
-    t0 = time.time() - wall
-    for step in tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not progress, desc="evaluator"):
+
+    def step_fn(step: int) -> torch.Tensor:
         sc = sample_scenes(cfg.batch, seed=10_000_000 + cfg.seed * 100_003 + step, shapes=SHAPES, styles=STYLES)
         g = torch.Generator().manual_seed(step)
         sc.images = (sc.images + cfg.noise * torch.randn(sc.images.shape, generator=g)).to(device)
         for grp in opt.param_groups:
             grp["lr"] = lr_at(step)
         loss = evaluator_loss(model, sc)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if (step + 1) % cfg.ckpt_every == 0 or step + 1 == cfg.steps:
-            atomic_torch_save(dict(model=model.state_dict(), opt=opt.state_dict(), step=step + 1,
-                                   wall=time.time() - t0), state_path)
-    wall = time.time() - t0
+        optimizer_step(opt, loss, clip=None)
+        return loss.detach()
+
+    res = fit(out, {"model": model, "opt": opt}, step_fn, cfg.steps, cfg.ckpt_every, "evaluator", progress)
     model = model.cpu().eval()
     metrics = evaluator_accuracy(model, n=2000, seed=424242)
     save_evaluator(model, out)
     atomic_write_json(os.path.join(out, "provenance.json"),
-                      provenance({"kind": "evaluator", **asdict(cfg)}, cfg.seed, cfg.steps, wall, metrics))
-    return {"wall_time_s": wall, **metrics}
+                      provenance({"kind": "evaluator", **asdict(cfg)}, cfg.seed, cfg.steps, res["wall"], metrics))
+    return {"wall_time_s": res["wall"], **metrics}
+
+
+def adherence_from_predictions(pred: dict, prompts: list[str]) -> dict:
+    """`metrics.adherence` from cached factor predictions of the tiny evaluator (shape, color, size, bg, style)."""
+    from ..metrics import factor_adherence
+
+    return factor_adherence(pred, prompts, parse_prompt, SMALL_LARGE_SPLIT)
 
 
 @torch.no_grad()

@@ -7,10 +7,10 @@ import os
 import torch
 from torch import nn
 
-from .world import BACKGROUNDS, COLOR_NAMES, SHAPES, SIZE_WORDS, STYLES
+from .world import PROMPT_WORDS, parse_prompt  # noqa: F401 (parse_prompt re-exported: text reads prompts)
 
 PAD, BOS = "<pad>", "<bos>"
-VOCAB = (PAD, BOS, "a", "shape", "on", "background", *SHAPES, *COLOR_NAMES, *SIZE_WORDS, *STYLES, *BACKGROUNDS)
+VOCAB = (PAD, BOS, *PROMPT_WORDS)
 MAX_LEN = 10  # <bos> + at most 9 words ("a large outlined red circle on a dark background")
 
 
@@ -40,18 +40,6 @@ class Tokenizer:
 
     def __call__(self, prompts: list[str]) -> torch.Tensor:
         return torch.tensor([self.encode(p) for p in prompts], dtype=torch.long)  # (B, L)
-
-
-def parse_prompt(prompt: str) -> dict:
-    """Read the factors a prompt names: {shape, color, size, bg, style} as indices, None where unnamed."""
-    Tokenizer().encode(prompt)  # validates the words
-    words = prompt.lower().split()
-    pick = lambda names: next((names.index(w) for w in words if w in names), None)  # noqa: E731
-    bg = None
-    if "background" in words:
-        bg = pick(BACKGROUNDS)
-    return {"shape": pick(SHAPES), "color": pick(COLOR_NAMES), "size": pick(SIZE_WORDS), "bg": bg,
-            "style": pick(STYLES)}
 
 
 class TextEncoder(nn.Module):

@@ -89,6 +89,24 @@ def _palette(color: torch.Tensor, bg: torch.Tensor, u) -> tuple[torch.Tensor, to
     return color_rgb, (tone.view(n, 1) + 0.08 * (u(n, 3) * 2 - 1)).clamp(0, 1)
 
 
+PROMPT_WORDS = ("a", "shape", "on", "background", *SHAPES, *COLOR_NAMES, *SIZE_WORDS, *STYLES, *BACKGROUNDS)
+
+
+def parse_prompt(prompt: str) -> dict:
+    """Read the factors a prompt names: {shape, color, size, bg, style} as indices, None where unnamed."""
+    if not isinstance(prompt, str):
+        raise TypeError(f"prompt must be a str, got {type(prompt).__name__}")
+    words = prompt.lower().split()
+    unknown = [w for w in words if w not in PROMPT_WORDS]
+    if unknown:
+        raise ValueError(f"unknown word(s) {unknown} in prompt {prompt!r}; the tiny world's vocabulary is "
+                         f"{list(PROMPT_WORDS)}")
+    pick = lambda names: next((names.index(w) for w in words if w in names), None)  # noqa: E731
+    bg = pick(BACKGROUNDS) if "background" in words else None
+    return {"shape": pick(SHAPES), "color": pick(COLOR_NAMES), "size": pick(SIZE_WORDS), "bg": bg,
+            "style": pick(STYLES)}
+
+
 def make_prompt(shape: int, color: int, size: float, bg: int, style: int, named) -> str:
     """Compose the prompt naming only the factors flagged in `named` (shape, color, size, bg, style)."""
     words = ["a"]
@@ -146,8 +164,6 @@ def sample_scenes(n: int, seed: int, *, shapes=PRETRAIN_SHAPES, styles=("filled"
 
 def scenes_for_prompt(prompt: str, n: int, seed: int, res: int = RES) -> Scenes:
     """Draw `n` scenes that satisfy `prompt`: named factors fixed, unnamed ones free (data reference for diversity)."""
-    from .text import parse_prompt
-
     spec = parse_prompt(prompt)
     sc = sample_scenes(n, seed, shapes=SHAPES, styles=STYLES, p_name=(0, 0, 0, 0, 0), res=res)
     g = torch.Generator().manual_seed(int(seed) + 7919)
