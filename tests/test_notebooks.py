@@ -18,7 +18,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 NOTEBOOKS = sorted(glob.glob(os.path.join(ROOT, "notebooks", "*.ipynb")))
 NAMES = [os.path.splitext(os.path.basename(p))[0] for p in NOTEBOOKS]
 # smoke-size values for the parameters notebooks declare (only names a notebook declares are passed)
-SMOKE = {"n_per_prompt": 2, "n_eval": 40, "n_samples": 8, "n_prompts": 2, "n_seeds": 1, "batch_size": 8}
+SMOKE = {"n_per_prompt": 2, "n_eval": 40, "n_samples": 8, "n_prompts": 2, "n_seeds": 1, "batch_size": 8, "n_check": 2}
 
 
 def test_there_are_notebooks():
@@ -121,3 +121,11 @@ def test_result_tables_are_html_tables(smoke_book):
 def test_smoke_parameters_are_declared_somewhere():
     declared = set().union(*(declared_parameters(nbformat.read(p, 4)) for p in NOTEBOOKS))
     assert set(SMOKE) & declared, "no notebook declares any smoke-size parameter"
+
+
+@pytest.mark.notebooks
+def test_dt_slider_cell_has_a_static_image(smoke_book):
+    """The book has no kernel: the DT chapter's slider cell must also render its content as a static figure."""
+    nb = nbformat.read(str(smoke_book / "book" / "dt_visualization.ipynb"), as_version=4)
+    slider = next(c for c in nb.cells if "dt-slider" in c.metadata.get("tags", []))
+    assert any("image/png" in o.get("data", {}) for o in slider.outputs)

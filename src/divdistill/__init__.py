@@ -4,6 +4,7 @@ One API over two scales: scale="tiny" (a toy world shipped in data/, runs on a C
 """
 from .metrics import (adherence, commit_point, cosine_distance, dt_distance_curve, features, fid, pairwise_diversity,
                       prdc)
+from .preview import DTPreview, run_with_xt
 from .plan import Plan, Step, base, distilled, hybrid, mixed, on_sampler, skip_first, switch_at, with_adapters
 from .registry import Conditioning, ModelSpec, ModelUnavailableError, World
 from .sampling import Result, dt_trajectory, generate, run_plan, x0_from_step
@@ -13,7 +14,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Plan", "Step", "base", "distilled", "hybrid", "mixed", "on_sampler", "skip_first", "switch_at", "with_adapters",
     "Conditioning", "ModelSpec", "ModelUnavailableError", "World", "load_world", "SCALES",
-    "Result", "dt_trajectory", "generate", "run_plan", "x0_from_step",
+    "Result", "dt_trajectory", "generate", "run_plan", "x0_from_step", "DTPreview", "run_with_xt",
     "adherence", "commit_point", "cosine_distance", "dt_distance_curve", "features", "fid", "pairwise_diversity",
     "prdc",
 ]

@@ -65,3 +65,23 @@ def _paper_pct(name: str) -> str:
     if name == "base":
         return "≈30%"
     return "–" if name.startswith("base on ") else "≈10% (first step)"
+
+
+def reading(cps: dict, lay_cps: dict | None, holds_c3) -> str:
+    """A plain-language reading of the commit points (generated from the numbers, never typed)."""
+    b = cps["base"]
+    studs = [n for n in cps if n != "base" and not n.startswith("base on ")]
+    paper = [n for n in studs if n in PAPER_STUDENTS] or studs
+    first = [n for n in paper if cps[n]["step"].mean == 0]
+    txt = (f"The base commits at t = {b['t'].mean:.0f} ({100 * b['fraction'].mean:.0f}% of its steps; the paper: "
+           f"≈30%). Of the paper's students, {len(first)} of {len(paper)} commit in their first step "
+           f"({', '.join(first) or 'none'}; the paper: all, ≈10%). ")
+    verdict = {True: "holds", False: "does not hold", None: "is inconclusive"}[holds_c3]
+    txt += f"C3 as stated here (each student commits at more noise than the base) {verdict}. "
+    if lay_cps:
+        lb = lay_cps["base"]
+        lfirst = [n for n in paper if lay_cps[n]["step"].mean == 0]
+        txt += (f"For the layout factors alone the base commits at t = {lb['t'].mean:.0f} "
+                f"({100 * lb['fraction'].mean:.0f}%) and {len(lfirst)} of {len(paper)} students in their first step "
+                f"({', '.join(lfirst) or 'none'}).")
+    return txt

@@ -243,7 +243,8 @@ def rebound(dist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def world_fingerprint(world) -> str:
     """A hash of what the curves depend on: every model's weights, timesteps, guidance, scheduler class and noise
-    schedule, and one prompt encoding. Committed curves are used only for the exact world that produced them."""
+    schedule, and the text encoder's weights (bit-exact, independent of thread count). Committed curves are used
+    only for the exact world that produced them."""
     h = hashlib.sha256()
     for name in world.names:
         spec = world.spec(name)
@@ -253,10 +254,10 @@ def world_fingerprint(world) -> str:
         h.update(json.dumps([name, spec.default_timesteps(), spec.guidance, type(sched).__name__,
                              sched.config.prediction_type]).encode())
         h.update(np.round(sched.alphas_cumprod.double().numpy(), 6).tobytes())
-    cond = world.encode(["a red circle"]).cond
-    for k in sorted(cond):
-        if torch.is_tensor(cond[k]):
-            h.update(np.round(cond[k].double().cpu().numpy(), 5).tobytes())
+    for key, mod in sorted(world.extras.items()):  # the text encoder (tiny); pipelines are hashed via their UNets
+        if isinstance(mod, torch.nn.Module):
+            for k, v in sorted(mod.state_dict().items()):
+                h.update(f"{key}.{k}".encode()), h.update(v.detach().float().cpu().numpy().tobytes())
     return h.hexdigest()[:16]
 
 
