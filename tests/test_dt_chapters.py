@@ -1,5 +1,5 @@
 """The DT chapters (claims C2, C3): commit points on constructed curves, and both notebooks at scale=sdxl on the
-random-weight fixture (their tiny smoke runs, summaries and the slider's static figure are checked in test_notebooks)."""
+random-weight fixture (their tiny smoke runs, summaries and the slider's static figure: test_notebooks)."""
 import json
 import math
 import os
@@ -79,6 +79,28 @@ def sdxl_sources(tmp_path_factory):
 def test_chapters_run_at_sdxl_on_the_random_weight_fixture(name, sdxl_sources, tmp_path):
     nb, summary = _run(name, tmp_path, scale="sdxl", sources=sdxl_sources, stand_in_metrics=True, n_prompts=1,
                        n_seeds=1, n_samples=4, n_check=2, base_steps=8)
-    assert [e["scale"] for e in summary] == ["sdxl"] and summary[0]["id"] == ("C2" if name == "dt_visualization" else "C3")
+    assert [e["scale"] for e in summary] == ["sdxl"]
+    assert summary[0]["id"] == ("C2" if name == "dt_visualization" else "C3")
     pngs = sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert pngs >= 1  # DT rows / curves were drawn
+
+
+def test_committed_curves_are_used_only_for_the_world_that_made_them(random_world, tmp_path):
+    from divdistill import base
+    from divdistill import dt_store as S
+
+    feats = lambda x: torch.nn.functional.adaptive_avg_pool2d(x.float(), 4).flatten(1)  # noqa: E731
+    plans = {"base": base(random_world, n=3)}
+    ps, ss = ["a", "a", "b", "b"], [0, 1, 0, 1]
+    curves, meta = S.compute_all(random_world, plans, ps, ss, feats)
+    path = str(tmp_path / "curves.json")
+    S.save_curves(path, curves, ps, ss, {**meta, "world_fingerprint": S.world_fingerprint(random_world)})
+    got, meta2, src = S.load_or_compute(random_world, plans, ps, ss, feats, path=path)
+    assert src.startswith("committed") and meta2["reference_distance"] == pytest.approx(meta["reference_distance"])
+    np.testing.assert_allclose(got["base"].dist, curves["base"].dist, atol=1e-5)
+    _, _, src = S.load_or_compute(random_world, {"base": base(random_world, n=2)}, ps, ss, feats, path=path)
+    assert src.startswith("computed live") and "other plans" in src
+    with torch.no_grad():
+        next(random_world.spec("base").unet.parameters()).add_(1e-3)
+    _, _, src = S.load_or_compute(random_world, plans, ps, ss, feats, path=path)
+    assert "another world" in src

@@ -81,7 +81,8 @@ def make_decoder(pipe, decoder):
         return decoder
     if isinstance(decoder, str):
         if decoder not in DECODERS:
-            raise ValueError(f"unknown decoder {decoder!r}; valid: {list(DECODERS)}, an autoencoder module, or a callable")
+            raise ValueError(f"unknown decoder {decoder!r}; valid: {list(DECODERS)}, an autoencoder module, "
+                             "or a callable")
         if decoder == "identity":
             return lambda z: z
         if decoder == "vae":

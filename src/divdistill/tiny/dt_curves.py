@@ -1,4 +1,4 @@
-"""`python -m divdistill.tiny.dt_curves`: the tiny world's committed Fig. 5 curves (every plan, 10 prompts × 16 seeds)."""
+"""`python -m divdistill.tiny.dt_curves`: the tiny world's committed Fig. 5 curves (all plans, 10 prompts × 16 seeds)."""
 from __future__ import annotations
 
 import argparse
@@ -7,6 +7,7 @@ import time
 
 import torch
 
+from .. import dt_store as S
 from .. import trajectory as T
 from ..chapter import open_chapter
 from ..provenance import provenance
@@ -37,13 +38,13 @@ def main(argv=None) -> str:
     ch = open_chapter("early_steps", "tiny", args.device, seed=0, **kw)
     t0 = time.time()
     prompts, seeds = tiny_pairs(args.n_seeds)
-    curves, meta = T.compute_all(ch.world, T.curve_plans(ch.world), prompts, seeds, ch.features,
+    curves, meta = S.compute_all(ch.world, T.curve_plans(ch.world), prompts, seeds, ch.features,
                                  T.evaluator_layout(ch.evaluator))
-    meta.update(world_fingerprint=T.world_fingerprint(ch.world), world_root=os.path.relpath(ch.world.extras["root"]),
+    meta.update(world_fingerprint=S.world_fingerprint(ch.world), world_root=os.path.relpath(ch.world.extras["root"]),
                 provenance=provenance({"kind": "dt_curves", "n_seeds": args.n_seeds, "prompts": len(EVAL_PROMPTS)},
                                       0, 0, time.time() - t0))
     out = args.out or curves_path(ch.world)
-    T.save_curves(out, curves, prompts, seeds, meta)
+    S.save_curves(out, curves, prompts, seeds, meta)
     print(f"wrote {out}: {len(curves)} plans × {len(seeds)} pairs in {time.time() - t0:.0f} s")
     return out
 
