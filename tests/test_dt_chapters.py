@@ -28,6 +28,7 @@ def test_commit_index_and_commit_point_on_known_curves():
     assert commit_index(CURVES, 0.3).tolist() == [2, 0, 5, 3]
     assert commit_index(CURVES[:, 0], 0.3) == 2  # one curve (S,)
     torch.testing.assert_close(commit_point(torch.tensor(CURVES), FR, 0.3), torch.tensor([0.6, 0.2, 1.0, 0.8]))
+    assert float(commit_point(torch.tensor(CURVES[:, 0]), FR, 0.3)) == pytest.approx(0.6)  # one curve
     assert commit_index(CURVES, 1.0).tolist() == [0, 0, 0, 0]
     with pytest.raises(ValueError, match="steps"):
         commit_index(np.zeros((2, 2, 2)), 0.1)

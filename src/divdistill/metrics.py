@@ -101,8 +101,15 @@ def dt_distance_curve(evaluator, dt: torch.Tensor) -> torch.Tensor:
 
 
 def commit_point(curve: torch.Tensor, fraction, threshold: float) -> torch.Tensor:
-    """The fraction of the schedule after which distance(DT_t, final) stays below `threshold`; curve (S, B) → (B,)."""
+    """The fraction of the schedule after which distance(DT_t, final) stays below `threshold`; curve (S, B) → (B,)
+    or one curve (S,) → (); 1.0 when only the final image is below it."""
     fr = torch.as_tensor(fraction, dtype=torch.float32)
+    curve = torch.as_tensor(curve)
+    if curve.dim() == 1:
+        return commit_point(curve[:, None], fr, threshold)[0]
+    if curve.dim() != 2 or len(curve) != len(fr):
+        raise ValueError(f"curve must be (steps, trajectories) with one fraction per step, got {tuple(curve.shape)} "
+                         f"and {len(fr)} fractions")
     above = curve > threshold  # (S, B)
     # the last step still above threshold; committed from the step after it
     last_above = torch.where(above.any(0), (above * torch.arange(1, len(fr) + 1).view(-1, 1)).max(0).values, 0)
