@@ -4,6 +4,7 @@ One API over two scales: scale="tiny" (a toy world shipped in data/, runs on a C
 """
 from .metrics import (adherence, commit_point, cosine_distance, dt_distance_curve, features, fid, pairwise_diversity,
                       prdc)
+from .covariate_shift import mixed_pattern, mmd2, pattern_plan, switch_pattern
 from .preview import DTPreview, run_with_xt
 from .plan import Plan, Step, base, distilled, hybrid, mixed, on_sampler, skip_first, switch_at, with_adapters
 from .registry import Conditioning, ModelSpec, ModelUnavailableError, World
@@ -16,5 +17,5 @@ __all__ = [
     "Conditioning", "ModelSpec", "ModelUnavailableError", "World", "load_world", "SCALES",
     "Result", "dt_trajectory", "generate", "run_plan", "x0_from_step", "DTPreview", "run_with_xt",
     "adherence", "commit_point", "cosine_distance", "dt_distance_curve", "features", "fid", "pairwise_diversity",
-    "prdc",
+    "prdc", "mixed_pattern", "mmd2", "pattern_plan", "switch_pattern",
 ]
