@@ -9,7 +9,7 @@ from torch import nn
 
 from ..tiny.world import sample_scenes
 from .common import STUDENT_TS, add_noise, clone_unet, ddim_step, save_student, x0_from_eps
-from .loop import Teacher, fit, last_mean, step_generator
+from .loop import Teacher, fit, last_mean, optimizer_step, step_generator
 from .probe import student_probe, training_record
 from .pd import pd_target, trailing_grid
 
@@ -90,14 +90,9 @@ def train_adversarial(root: str, out: str, cfg: AdversarialConfig, device: str =
             fake, real, t_d, reg = _lightning_pair(student, stage_teacher if stage else T.unet, stages[stage], stage,
                                                     x0, noise, c, u, cfg, g, ac)
         loss_g = -disc(fake, t_d, c).mean() + cfg.distill_weight * reg
-        opt.zero_grad(set_to_none=True)
-        loss_g.backward()
-        torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
-        opt.step()
+        optimizer_step(opt, loss_g, student.parameters(), clip=1.0)
         loss_d = hinge_d(disc(real, t_d, c), disc(fake.detach(), t_d, c))
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
+        optimizer_step(opt_d, loss_d, clip=None)
         return {"gen": loss_g.detach(), "disc": loss_d.detach()}
 
     sched = "EulerAncestralDiscreteScheduler" if cfg.kind == "turbo" else "EulerDiscreteScheduler"

@@ -143,3 +143,15 @@ def draw_batch(cfg: DDILConfig, frac: float, x0, prompts: list[str], noise, t, b
         for i, e in zip(idx, buffer.sample(len(idx), s, generator)):  # an empty pool leaves the data sample
             x_t[i], t[i], prompts[i], src[i] = e[0].to(x_t.device), e[1], e[2], s
     return x_t, t, prompts, src
+
+
+def training_batch(cfg: DDILConfig, frac: float, batch: int, timesteps, g: torch.Generator, ac, buffer: ReplayBuffer,
+                   device) -> tuple:
+    """The students' shared preamble: fresh pretraining scenes, one of `timesteps` per image, noise, then DDIL's
+    source draw (data / teacher / student rollouts). Returns (x_t, t, prompts, source)."""
+    from ..tiny.world import sample_scenes
+
+    sc = sample_scenes(batch, seed=int(torch.randint(2**31, (1,), generator=g)))
+    t = torch.tensor(list(timesteps), device=device)[torch.randint(0, len(timesteps), (batch,), generator=g)]
+    noise = torch.randn(sc.images.shape, generator=g).to(device)
+    return draw_batch(cfg, frac, sc.images.to(device), sc.prompts, noise, t, buffer, g, ac)

@@ -6,10 +6,9 @@ from dataclasses import asdict, dataclass, field
 import torch
 import torch.nn.functional as F
 
-from ..tiny.world import sample_scenes
 from .common import (STUDENT_TS, add_noise, clone_unet, guided_eps, save_student, x0_from_eps)
-from .ddil import DDILConfig, ReplayBuffer, draw_batch, refresh_buffer
-from .loop import Teacher, fit, last_mean, random_prompts, step_generator
+from .ddil import DDILConfig, ReplayBuffer, refresh_buffer, training_batch
+from .loop import Teacher, fit, last_mean, optimizer_step, random_prompts, step_generator
 from .probe import student_probe, training_record
 
 
@@ -72,26 +71,17 @@ def train_dmd2(root: str, out: str, cfg: DMD2Config, device: str = "cpu", progre
             refresh_buffer(buffer, cfg.ddil, {"teach": t_eps, "student": s_eps}, grid,
                            random_prompts(cfg.ddil.refresh_batch, g), g, ac, device=T.device)
             gen.train()
-        sc = sample_scenes(cfg.batch, seed=int(torch.randint(2**31, (1,), generator=g)))
-        t = torch.tensor(grid, device=T.device)[torch.randint(0, len(grid), (cfg.batch,), generator=g)]
-        noise = torch.randn(sc.images.shape, generator=g).to(T.device)
-        x_t, t, prompts, _ = draw_batch(cfg.ddil, step / cfg.iters, sc.images.to(T.device), sc.prompts, noise, t,
-                                        buffer, g, ac)
+        x_t, t, prompts, _ = training_batch(cfg.ddil, step / cfg.iters, cfg.batch, grid, g, ac, buffer, T.device)
         c, u = T.encode(prompts)
         x_fake = x0_from_eps(x_t, gen(x_t, t, encoder_hidden_states=c).sample, t, ac, refl)  # (B, 3, H, W)
         loss_g = dmd_loss(x_fake, c, u, T.unet, fake, cfg, g, ac, refl)
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        torch.nn.utils.clip_grad_norm_(gen.parameters(), 1.0)
-        opt_g.step()
+        optimizer_step(opt_g, loss_g, gen.parameters(), clip=1.0)
         fake_losses = []
         for _ in range(cfg.fake_updates):  # the fake score tracks the generator's current distribution
             tf = torch.randint(0, 1000, (cfg.batch,), generator=g).to(T.device)
             nf = torch.randn(x_fake.shape, generator=g).to(T.device)
             loss_f = F.mse_loss(fake(add_noise(x_fake.detach(), nf, tf, ac), tf, encoder_hidden_states=c).sample, nf)
-            opt_f.zero_grad(set_to_none=True)
-            loss_f.backward()
-            opt_f.step()
+            optimizer_step(opt_f, loss_f, clip=None)
             fake_losses.append(loss_f.detach())
         return {"gen": loss_g.detach(), "fake": torch.stack(fake_losses).mean()}
 

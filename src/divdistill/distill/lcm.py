@@ -6,10 +6,9 @@ from dataclasses import asdict, dataclass, field
 import torch
 import torch.nn.functional as F
 
-from ..tiny.world import sample_scenes
 from .common import LCM_TS, clone_unet, ddim_step, guided_eps, save_student, x0_from_eps
-from .ddil import DDILConfig, ReplayBuffer, draw_batch, refresh_buffer
-from .loop import Teacher, fit, last_mean, random_prompts, step_generator
+from .ddil import DDILConfig, ReplayBuffer, refresh_buffer, training_batch
+from .loop import Teacher, ema_update, fit, last_mean, optimizer_step, random_prompts, step_generator
 from .probe import student_probe, training_record
 
 SKIP = 20  # 50-step skipping grid, as LCMScheduler's original_inference_steps=50
@@ -63,11 +62,8 @@ def train_lcm(root: str, out: str, cfg: LCMConfig, device: str = "cpu", progress
             refresh_buffer(buffer, cfg.ddil, {"teach": t_eps, "student": s_eps}, list(LCM_TS),
                            random_prompts(cfg.ddil.refresh_batch, g), g, ac, device=T.device)
             student.train()
-        sc = sample_scenes(cfg.batch, seed=int(torch.randint(2**31, (1,), generator=g)))
-        t = torch.tensor(GRID, device=T.device)[torch.randint(0, len(GRID) - 1, (cfg.batch,), generator=g)]
-        noise = torch.randn(sc.images.shape, generator=g).to(T.device)
-        x_t, t, prompts, _ = draw_batch(cfg.ddil, step / cfg.iters, sc.images.to(T.device), sc.prompts, noise, t,
-                                        buffer, g, ac)
+        # every grid point but the last (its skipping-step target t - SKIP must exist)
+        x_t, t, prompts, _ = training_batch(cfg.ddil, step / cfg.iters, cfg.batch, GRID[:-1], g, ac, buffer, T.device)
         t_prev = t - SKIP
         c, u = T.encode(prompts)
         with torch.no_grad():
@@ -75,13 +71,8 @@ def train_lcm(root: str, out: str, cfg: LCMConfig, device: str = "cpu", progress
             tgt = consistency_fn(target, x_prev, t_prev, c, ac, refl)
         pred = consistency_fn(student, x_t, t, c, ac, False)
         loss = F.mse_loss(pred, tgt)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
-        opt.step()
-        with torch.no_grad():
-            for pt, ps in zip(target.parameters(), student.parameters()):
-                pt.lerp_(ps, 1 - cfg.ema)
+        optimizer_step(opt, loss, student.parameters(), clip=1.0)
+        ema_update(target.parameters(), student.parameters(), cfg.ema)
         return loss.detach()
 
     name = name or "lcm" + ("_ddil" if cfg.ddil.enabled else "") + ("_reflected" if refl else "")

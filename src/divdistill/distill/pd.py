@@ -6,10 +6,9 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from ..tiny.world import sample_scenes
 from .common import clone_unet, ddim_step, save_student, x0_from_eps
-from .ddil import DDILConfig, ReplayBuffer, draw_batch, refresh_buffer
-from .loop import Teacher, fit, last_mean, random_prompts, step_generator
+from .ddil import DDILConfig, ReplayBuffer, refresh_buffer, training_batch
+from .loop import Teacher, fit, last_mean, optimizer_step, random_prompts, step_generator
 from .probe import student_probe, training_record
 
 
@@ -80,12 +79,7 @@ def train_pd(root: str, out: str, cfg: PDConfig, device: str = "cpu", progress: 
             refresh_buffer(buffer, cfg.ddil, {"teach": t_eps, "student": s_eps}, grid,
                            random_prompts(cfg.ddil.refresh_batch, g), g, ac, device=T.device)
             student.train()
-        sc = sample_scenes(cfg.batch, seed=int(torch.randint(2**31, (1,), generator=g)))
-        idx = torch.randint(0, n, (cfg.batch,), generator=g)
-        t = torch.tensor([grid[i] for i in idx.tolist()], device=T.device)
-        noise = torch.randn(sc.images.shape, generator=g).to(T.device)
-        x_t, t, prompts, _ = draw_batch(cfg.ddil, step / total, sc.images.to(T.device), sc.prompts, noise, t, buffer,
-                                        g, ac)
+        x_t, t, prompts, _ = training_batch(cfg.ddil, step / total, cfg.batch, grid, g, ac, buffer, T.device)
         k = torch.tensor([grid.index(int(v)) for v in t], device=T.device)
         t_mid = torch.tensor([fine[2 * i + 1] for i in k.tolist()], device=T.device)
         t_next = torch.tensor([grid[i + 1] if i + 1 < n else -1 for i in k.tolist()], device=T.device)
@@ -95,10 +89,7 @@ def train_pd(root: str, out: str, cfg: PDConfig, device: str = "cpu", progress: 
         x0 = x0_from_eps(x_t, student(x_t, t, encoder_hidden_states=c).sample, t, ac)
         snr = ac[t] / (1 - ac[t])
         loss = (snr.clamp(min=1).view(-1, 1, 1, 1) * (x0 - target) ** 2).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
-        opt.step()
+        optimizer_step(opt, loss, student.parameters(), clip=1.0)
         return loss.detach()
 
     name = name or "pd" + ("_ddil" if cfg.ddil.enabled else "") + ("_reflected" if cfg.ddil.reflected else "")
