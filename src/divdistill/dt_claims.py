@@ -23,16 +23,19 @@ def c2(curves: dict, threshold: float) -> tuple[list[dict], dict]:
     to the base's first step (> 0: the student is closer). Returns (table rows, summary entry fields)."""
     b0 = curves["base"].dist[0]
     rows, verdicts, parts = [], [], []
-    for s in claim_students(curves):
+    judged = claim_students(curves)
+    for s in [n for n in curves if n != "base" and not n.startswith("base on ")]:
         d0 = curves[s].dist[0]
         est, diff = C.bootstrap(d0), C.bootstrap_diff(b0, d0, paired=True)
         committed, closer = C.verdict(est, "<", threshold), C.verdict(diff, ">")
-        verdicts += [committed, closer]
         ctrl = curves.get(CONTROL.format(s))
-        rows.append({"student": s, "first-step distance": str(est), "below threshold?": committed,
-                     "base first step − student first step": str(diff), "student closer?": closer,
+        rows.append({"student": s, "in verdict": s in judged, "first-step distance": str(est),
+                     "below threshold?": committed, "base first step − student first step": str(diff),
+                     "student closer?": closer,
                      "control first-step distance": str(C.bootstrap(ctrl.dist[0])) if ctrl is not None else None})
-        parts.append(f"{s} {est.mean:.3f} [{est.lo:.3f}, {est.hi:.3f}]")
+        if s in judged:
+            verdicts += [committed, closer]
+            parts.append(f"{s} {est.mean:.3f} [{est.lo:.3f}, {est.hi:.3f}]")
     base = C.bootstrap(b0)
     ours = (f"first-step distance(x̂0, final), threshold {threshold:.3f}: base {base}; " + "; ".join(parts))
     return rows, {"ours": ours, "holds": C.all_hold(verdicts), "n": len(b0)}
