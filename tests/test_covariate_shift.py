@@ -107,3 +107,12 @@ def test_chapters_run_at_sdxl_on_the_random_fixture(nb, tmp_path):
                    n_per_prompt=2, n_samples=4, batch_size=4)
     assert all(e["scale"] == "sdxl" for e in entries)
     assert entries or nb == "ddil_distillation.ipynb"  # no DDIL students at paper scale: no D2/D3 entries there
+
+
+def test_teacher_shift_rows_at_the_student_timesteps(tiny_world):
+    from divdistill.covariate_study import TEACHER, teacher_shift
+
+    feats = lambda x: x.flatten(1)[:, :64]  # noqa: E731  (any feature map; the evaluator is tested elsewhere)
+    rows = teacher_shift(tiny_world, feats, "pd", 3, 0)
+    assert [r["t"] for r in rows] == [999, 749, 499, 249] and {r["model"] for r in rows} == {TEACHER}
+    assert all(math.isfinite(r["mmd_feat"]) and math.isfinite(r["mmd_pix"]) for r in rows)

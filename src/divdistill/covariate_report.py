@@ -7,7 +7,7 @@ import os
 import numpy as np
 
 from . import covariate_shift as cs
-from .covariate_study import SHIFT_PAIRS
+from .covariate_study import SHIFT_PAIRS, TEACHER
 
 
 def study_path(world) -> str:
@@ -109,15 +109,17 @@ def shift_rows(study: dict) -> list[dict]:
 
 
 def shift_effects(study: dict) -> list[dict]:
-    """DDIL − plain MMD² (features) per timestep, paired by seed (same prompts and noise): < 0 = less shift."""
+    """DDIL − plain MMD² (features) per timestep, paired by seed (same prompts and noise): < 0 = less shift; and
+    student − teacher (the teacher's own 32-step rollouts, when the study has them): > 0 = the student meets more."""
     from .claims import bootstrap_diff
 
     out = []
-    for plain, ddil in SHIFT_PAIRS:
+    for plain, ddil in (*SHIFT_PAIRS, (TEACHER, "pd"), (TEACHER, "pd_ddil")):
         for t in sorted({r["t"] for rows in study["shift"].values() for r in rows if r["model"] == plain}, reverse=True):
             get = lambda m: [next(r["mmd_feat"] for r in rows if r["model"] == m and r["t"] == t)  # noqa: E731
                              for rows in study["shift"].values()]
-            if any(r["model"] == ddil for rows in study["shift"].values() for r in rows):
+            if any(r["model"] == ddil for rows in study["shift"].values() for r in rows) and \
+                    all(any(r["model"] == plain and r["t"] == t for r in rows) for rows in study["shift"].values()):
                 out.append({"pair": f"{ddil} − {plain}", "t": t, "ΔMMD² features": str(bootstrap_diff(get(ddil), get(plain),
                                                                                                     paired=True))})
     return out
@@ -136,7 +138,7 @@ def reading(study: dict) -> str:
     e = d1_effects(study)
     side = {True: "below zero", False: "above zero", None: "straddling zero"}
     eff = {r["pair"] + str(r["t"]): r for r in shift_effects(study)}
-    more = [p for p in {r["pair"] for r in eff.values()}
+    more = [p for p in {r["pair"] for r in eff.values()} if TEACHER not in p
             if sum(float(r["ΔMMD² features"].split()[0]) for r in eff.values() if r["pair"] == p) > 0]
     fid_word = "lower" if e["fid_slope"].mean < 0 else "higher"
     near = "closer to" if e["late_minus_early_dist"].mean > 0 else "farther from"
@@ -146,4 +148,12 @@ def reading(study: dict) -> str:
             f"NFE the early teacher transition brings the image {near} the pure teacher's (late − early distance "
             f"{e['late_minus_early_dist']}), and FID_tiny is {late_fid} with the late one (late − early "
             f"{e['late_minus_early_fid']}). Pairs whose summed shift over the timesteps grows with DDIL: "
-            f"{', '.join(sorted(more)) or 'none'}.")
+            f"{', '.join(sorted(more)) or 'none'}." + _teacher_reading(eff))
+
+
+def _teacher_reading(eff: dict) -> str:
+    rows = [r for r in eff.values() if r["pair"] == f"pd − {TEACHER}"]
+    if not rows:
+        return ""
+    return (" The plain PD student against the teacher's own rollouts, per timestep (student − teacher MMD²): "
+            + "; ".join(f"t = {r['t']}: {r['ΔMMD² features']}" for r in rows) + ".")

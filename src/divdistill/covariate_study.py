@@ -107,6 +107,46 @@ def shift_profile(world, features, models, n: int, seed: int, batch_size: int = 
     return rows
 
 
+TEACHER = "teacher (32 steps)"
+
+
+def teacher_shift(world, features, student: str, n: int, seed: int, k: int = 8, batch_size: int = 64) -> list[dict]:
+    """The same statistic for the teacher's own 32-step rollouts on the DDIM solver, at the student's timesteps, on
+    the prompts and noise of `shift_profile` (Sec. 3: the shift should be larger for the few-step student)."""
+    from .tiny.world import sample_scenes
+
+    real, grid = sample_scenes(n, seed=70_000 + seed), world.spec(student).default_timesteps()
+    seeds, ac = [seed * 100_000 + 50_000 + i for i in range(n)], cs.alphas_cumprod(world)
+    plan = cs.pattern_plan(world, "T" * len(grid), world.base_name, student, k)
+    idx, gen, st = [plan.timesteps.index(t) for t in grid], torch.Generator().manual_seed(seed + 1), []
+    for j in range(0, n, batch_size):
+        res = run_plan(world, plan, real.prompts[j:j + batch_size], seeds[j:j + batch_size], capture=True)
+        st.append(cs.states(world.noise(seeds[j:j + batch_size]), res.dt, res.timesteps, ac, "EulerDiscreteScheduler")[idx])
+    st = torch.cat(st, 1)  # (len(grid), n, C, H, W)
+    return [{"model": TEACHER, "t": t, **_shift(features, st[i], cs.forward_diffuse(real.images, t, ac, gen))}
+            for i, t in enumerate(grid)]
+
+
+def add_teacher_shift(out: str, device: str = "cpu", batch_size: int = 64, progress=print) -> dict:
+    """Add the teacher's shift rows to a committed study (same seeds and sizes); rewrites `out` atomically."""
+    from .chapter import open_chapter
+
+    with open(out) as f:
+        study = json.load(f)
+    c = study["config"]
+    ch = open_chapter("covariate_study", "tiny", device, **({"variant": c["variant"]} if c.get("variant") else {}))
+    t0 = time.time()
+    for s in c["seeds"]:
+        rows = [r for r in study["shift"][str(s)] if r["model"] != TEACHER]
+        study["shift"][str(s)] = rows + teacher_shift(ch.world, ch.features, c["student"], c["n_shift"], s, c["k"],
+                                                      batch_size)
+        if progress:
+            progress(f"teacher shift, seed {s}: {time.time() - t0:.0f}s")
+    study["provenance"]["teacher_shift"] = provenance(c, int(c["seeds"][0]), len(c["seeds"]), time.time() - t0)
+    atomic_write_json(out, study)
+    return study
+
+
 def _shift(features, x, data) -> dict:
     fx, fd = features(x), features(data)
     px, pd_ = cs.pixel_features(x), cs.pixel_features(data)
@@ -155,9 +195,13 @@ def main(argv=None) -> None:
     ap.add_argument("--k", type=int, default=8)
     ap.add_argument("--variant", default=None)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--add-teacher-shift", action="store_true", help="only add the teacher's shift rows to --out")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
-    run(a.out, a.n, a.seeds, a.n_shift, a.k, a.variant)
+    if a.add_teacher_shift:
+        add_teacher_shift(a.out)
+    else:
+        run(a.out, a.n, a.seeds, a.n_shift, a.k, a.variant)
 
 
 if __name__ == "__main__":
