@@ -129,8 +129,8 @@ REASONS = {
     "priors": {"pd": "App. A's PD priors were lost from its text: half of each batch forward-diffused (that half is "
                      "plain step distillation), the rest teacher and student rollouts",
                "lcm": "App. A: 50% the standard protocol (data), 50% the student unrolled, no teacher rollouts",
-               "dmd2": "App. A unrolls teacher and student and drops data (priors lost from the text); we keep 0.2 "
-                       "data, since our DMD2 has no GAN term that would otherwise see real images"},
+               "dmd2": "App. A unrolls teacher and student and drops data (priors lost from the text); ours keeps 0.2 "
+                       "data (without DMD2's GAN term this is the only place real images enter training)"},
     "late_priors": "App. A raises the student's share in the second part of each PD stage (6K + 4K steps); we switch "
                    "at `switch_frac` of training",
     "switch_frac": "0.5 of training instead of 6K/10K: our stages are short, so two equal halves",
