@@ -59,3 +59,19 @@ def tiny_world():
     from divdistill import load_world
 
     return load_world("tiny", device="cpu")
+
+
+# smoke-size values for the parameters notebooks declare (only names a notebook declares are passed)
+SMOKE = {"n_per_prompt": 2, "n_eval": 40, "n_samples": 8, "n_prompts": 2, "n_seeds": 1, "batch_size": 8, "n_check": 2,
+         "quick": True}
+
+
+@pytest.fixture(scope="session")
+def smoke_book(tmp_path_factory):
+    """Every notebook executed at smoke size (summaries in book/summaries of the copy) and the whole book rendered,
+    once per session: the notebook tests and the reader tests share it."""
+    from divdistill.book import build_copy
+
+    dest = tmp_path_factory.mktemp("book")
+    build_copy(str(dest), SMOKE)
+    return dest

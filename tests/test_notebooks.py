@@ -13,12 +13,11 @@ import pytest
 
 from divdistill.book import INSTALL_CELL, declared_parameters, repo_url
 from divdistill.claims import CLAIMS, FIELDS
+from conftest import SMOKE
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 NOTEBOOKS = sorted(glob.glob(os.path.join(ROOT, "notebooks", "*.ipynb")))
 NAMES = [os.path.splitext(os.path.basename(p))[0] for p in NOTEBOOKS]
-# smoke-size values for the parameters notebooks declare (only names a notebook declares are passed)
-SMOKE = {"n_per_prompt": 2, "n_eval": 40, "n_samples": 8, "n_prompts": 2, "n_seeds": 1, "batch_size": 8, "n_check": 2}
 
 
 def test_there_are_notebooks():
@@ -44,16 +43,6 @@ def test_parameters_and_install_cells(path):
         f"{path}: the install cell drifted from _config.yml; run `python -m divdistill.book sync-url`"
     assert third.cell_type == "markdown" and third.source.lstrip().startswith("# "), \
         f"{path}: cell 3 must open the chapter with its title"
-
-
-@pytest.fixture(scope="session")
-def smoke_book(tmp_path_factory):
-    """Every notebook executed at smoke size and the whole book rendered, once per session."""
-    from divdistill.book import build_copy
-
-    dest = tmp_path_factory.mktemp("book")
-    index = build_copy(str(dest), SMOKE)
-    return dest
 
 
 @pytest.mark.notebooks
@@ -113,7 +102,7 @@ def test_result_tables_are_html_tables(smoke_book):
     assert any(p.find("table", class_="dd-table") for p in pages.values()), "no result table rendered as <table>"
     ledger = pages["claims"]
     rows = ledger.find("table").find_all("tr")
-    ids = {r.find("td").get_text(strip=True) for r in rows[1:] if r.find("td")}
+    ids = {r.find("td").get_text(strip=True) for r in rows[1:] if r.find("td")}  # "C4", linked to its chapter
     assert set(CLAIMS) <= ids, f"the claims ledger misses {sorted(set(CLAIMS) - ids)}"
     assert pages["intro"].find("a", href=re.compile(r"claims\.html")), "the intro does not link the claims ledger"
 

@@ -191,23 +191,28 @@ def ledger_markdown(summary_dir: str, book_dir: str) -> str:
     """The claims ledger page: one row per claim id, every number read from the chapters' summary files."""
     mark = {True: "✓", False: "✗", None: "–"}
     by_id = claims.collect(summary_dir)
-    lines = ["# Claims ledger", "",
+    sdxl = any(e["scale"] == "sdxl" for got in by_id.values() for _, e in got)  # the sdxl column once a run exists
+    head = ["id (chapter)", "holds", "claim", "paper (SDXL)", "ours (tiny)"] + (["ours (sdxl)"] if sdxl else [])
+    lines = ["---", "html_theme.sidebar_secondary.remove: true", "---", "", "# Claims ledger", "",
              "Every row is built by `make book` from the chapters' summary files (`book/summaries/*.json`); nothing "
              "here is typed by hand. **Holds** is computed in each chapter from the measured numbers and their 95% "
              "confidence intervals: ✓ the interval supports the claim, ✗ it contradicts it, – inconclusive or not "
-             "measured. The paper's numbers are SDXL's; ours are the scale named in the column.", "",
-             "| id | claim | paper | ours (tiny) | ours (sdxl) | holds | chapter |", "|---|---|---|---|---|---|---|"]
+             "measured. The id links to the chapter that measured it." +
+             ("" if sdxl else " No `scale=\"sdxl\"` run has been recorded yet, so only the tiny world's column "
+              "is shown."), "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for cid, text in claims.CLAIMS.items():
         got = by_id.get(cid, [])
         if not got:
-            lines.append(f"| {cid} | {_cell(text)} | – | not yet measured | – | – | – |")
-            continue
+            lines.append("| " + " | ".join([cid, "–", _cell(text), "–", "not yet measured"] + (["–"] if sdxl else []))
+                         + " |")
         for nb, e in got:
-            ours = {e["scale"]: f"{e['ours']} (n={e['n']})"}
-            holds = f"{mark[e['holds']]} ({e['scale']})"
-            link = f"[{nb}]({nb}.ipynb)" if os.path.exists(os.path.join(book_dir, f"{nb}.ipynb")) else nb
-            lines.append(f"| {cid} | {_cell(e['claim'])} | {_cell(e['paper'])} | {_cell(ours.get('tiny', '–'))} | "
-                         f"{_cell(ours.get('sdxl', '–'))} | {holds} | {link} |")
+            link = f"[{cid}]({nb}.ipynb)" if os.path.exists(os.path.join(book_dir, f"{nb}.ipynb")) else cid
+            ours = f"{e['ours']} (n={e['n']})"
+            cols = [link, f"{mark[e['holds']]} ({e['scale']})", _cell(e["claim"]), _cell(e["paper"]),
+                    _cell(ours) if e["scale"] == "tiny" else "–"]
+            cols += [_cell(ours) if e["scale"] == "sdxl" else "–"] if sdxl else []
+            lines.append("| " + " | ".join(cols) + " |")
     notes = [f"- **{cid}** ({e['scale']}, {nb}): {e['note']}" for cid, got in by_id.items() for nb, e in got
              if e.get("note")]
     lines += ["", "## Notes from the chapters", "", *notes] if notes else []
@@ -230,6 +235,9 @@ def html(book_dir: str = BOOK, out_root: str = ROOT, toc: str = os.path.join(ROO
            "--toc", toc, "--path-output", out_root, "-n", "-W", "--keep-going"]
     t0 = time.time()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL if quiet else None)
+    # Sphinx copies static files only when some page is rebuilt: keep the stylesheet current regardless.
+    shutil.copytree(os.path.join(book_dir, "_static"), os.path.join(out_root, "_build", "html", "_static"),
+                    dirs_exist_ok=True)
     index = os.path.join(out_root, "_build", "html", "index.html")
     print(f"rendered the book in {time.time() - t0:.1f} s → {index}")
     return index
