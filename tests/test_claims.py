@@ -93,3 +93,17 @@ def test_execution_is_cached_by_content_hash(tmp_path):
     assert len(shown) == len(done.cells) - 1 and shown[0].cell_type == "markdown"  # the title first
     assert {"parameters", "hide-input"} <= set(shown[1].metadata["tags"])  # then the parameters, collapsed
     assert done.metadata["divdistill"]["input_hash"] == input_hash(str(src / "a.ipynb"), {"x": 4})
+
+
+def test_per_prompt_diversity_groups_rows_by_prompt():
+    import torch
+
+    from divdistill.metrics import pairwise_diversity, per_prompt_diversity
+
+    feats = torch.randn(6, 4, generator=torch.Generator().manual_seed(0))
+    prompts = ["a", "b", "a", "b", "a", "b"]
+    got = per_prompt_diversity(feats, prompts)
+    assert list(got) == ["a", "b"]
+    assert got["a"] == pairwise_diversity(feats[[0, 2, 4]]) and got["b"] == pairwise_diversity(feats[[1, 3, 5]])
+    with pytest.raises(ValueError, match="one prompt per feature row"):
+        per_prompt_diversity(feats, prompts[:5])

@@ -3,7 +3,7 @@
 One API over two scales: scale="tiny" (a toy world shipped in data/, runs on a CPU) and scale="sdxl" (hub checkpoints).
 """
 from .metrics import (adherence, commit_point, cosine_distance, dt_distance_curve, features, fid, pairwise_diversity,
-                      prdc)
+                      per_prompt_diversity, prdc)
 from .covariate_shift import mixed_pattern, mmd2, pattern_plan, switch_pattern
 from .preview import DTPreview, run_with_xt
 from .plan import Plan, Step, base, distilled, hybrid, mixed, on_sampler, skip_first, switch_at, with_adapters
@@ -16,6 +16,6 @@ __all__ = [
     "Plan", "Step", "base", "distilled", "hybrid", "mixed", "on_sampler", "skip_first", "switch_at", "with_adapters",
     "Conditioning", "ModelSpec", "ModelUnavailableError", "World", "load_world", "SCALES",
     "Result", "dt_trajectory", "generate", "run_plan", "x0_from_step", "DTPreview", "run_with_xt",
-    "adherence", "commit_point", "cosine_distance", "dt_distance_curve", "features", "fid", "pairwise_diversity",
+    "adherence", "commit_point", "cosine_distance", "dt_distance_curve", "features", "fid", "pairwise_diversity", "per_prompt_diversity",
     "prdc", "mixed_pattern", "mmd2", "pattern_plan", "switch_pattern",
 ]

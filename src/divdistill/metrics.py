@@ -29,6 +29,16 @@ def pairwise_diversity(feats: torch.Tensor) -> float:
     return float((1 - sim).sum() / (n * (n - 1)))
 
 
+def per_prompt_diversity(feats: torch.Tensor, prompts: list[str]) -> dict[str, float]:
+    """Table 3 per prompt: `pairwise_diversity` among each prompt's samples (feats (N, D), one prompt per row)."""
+    if len(feats) != len(prompts):
+        raise ValueError(f"need one prompt per feature row, got {len(feats)} rows and {len(prompts)} prompts")
+    rows: dict[str, list[int]] = {}
+    for i, p in enumerate(prompts):
+        rows.setdefault(p, []).append(i)
+    return {p: pairwise_diversity(feats[idx]) for p, idx in rows.items()}
+
+
 def fid(evaluator, real: torch.Tensor, fake: torch.Tensor) -> float:
     """FID_tiny: torchmetrics' Fréchet distance on the evaluator's features instead of Inception's."""
     from torchmetrics.image.fid import FrechetInceptionDistance

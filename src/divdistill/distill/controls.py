@@ -34,8 +34,8 @@ def measure(world, plan, features, per_prompt: int, seeds, n_fid: int = 0, promp
     for s in seeds:  # the same noise seeds for every plan: comparisons between plans are paired
         imgs = generate(world, plan, ps, [s * 100_000 + 90_000 + i for i in range(len(ps))], batch_size).images
         feats = features(imgs)
-        for p in prompts:
-            per_prompt_vals[p].append(M.pairwise_diversity(feats[[i for i, q in enumerate(ps) if q == p]]))
+        for p, v in M.per_prompt_diversity(feats, ps).items():
+            per_prompt_vals[p].append(v)
         if n_fid:
             real = sample_scenes(n_fid, seed=50_000 + s)
             fake = generate(world, plan, real.prompts, [s * 100_000 + i for i in range(n_fid)], batch_size).images

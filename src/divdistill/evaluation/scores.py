@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections import Counter
 
 import numpy as np
 import torch
@@ -112,11 +113,10 @@ def diversity(feats: torch.Tensor, prompts: list[str]) -> dict:
     """Table 3: mean pairwise distance per prompt (prompts with ≥ 2 images), their mean and a bootstrap CI."""
     from ..claims import bootstrap
 
-    per = {}
-    for p in dict.fromkeys(prompts):
-        idx = [i for i, q in enumerate(prompts) if q == p]
-        if len(idx) >= 2:
-            per[p] = {"diversity": M.pairwise_diversity(feats[idx]), "n": len(idx)}
+    counts = Counter(prompts)
+    keep = [i for i, p in enumerate(prompts) if counts[p] >= 2]  # a prompt with one image has no pairs
+    per = {p: {"diversity": v, "n": counts[p]}
+           for p, v in M.per_prompt_diversity(feats[keep], [prompts[i] for i in keep]).items()}
     if not per:
         return {"per_prompt": {}, "note": "no prompt has >= 2 images: generate several seeds per prompt "
                                           "(divdistill-evaluate --write-diversity-csv) to measure Table 3"}

@@ -28,12 +28,7 @@ def prompt_set(n: int, prompts=EVAL_PROMPTS) -> tuple[list[str], list[int]]:
 
 def per_prompt_diversity(evaluator, images: torch.Tensor, prompts: list[str]) -> dict[str, float]:
     """Table 3 per prompt: mean pairwise evaluator distance among one prompt's samples."""
-    feats = M.features(evaluator, images)
-    out = {}
-    for p in dict.fromkeys(prompts):
-        idx = [i for i, q in enumerate(prompts) if q == p]
-        out[p] = M.pairwise_diversity(feats[idx])
-    return out
+    return M.per_prompt_diversity(M.features(evaluator, images), prompts)
 
 
 def data_diversity(evaluator, prompts: list[str], seed: int = 0) -> dict[str, float]:
