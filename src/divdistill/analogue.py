@@ -21,13 +21,16 @@ LAYOUT_FEATURES = ("x", "y", "size", "background")
 
 def evaluator_layout(evaluator):
     """read(images) → (B, 4) layout: the evaluator's object x, y, size (pixels) and the border's mean tone."""
+    dev = next(evaluator.parameters()).device
+
     def read(images: torch.Tensor) -> torch.Tensor:
+        images = images.float().to(dev)  # (B, C, H, W) on the evaluator's device
         with torch.no_grad():
-            p = evaluator.predict(images.float().clamp(-1, 1))
-        ring = torch.ones(images.shape[-2:], dtype=torch.bool)
+            p = evaluator.predict(images.clamp(-1, 1))
+        ring = torch.ones(images.shape[-2:], dtype=torch.bool, device=dev)
         ring[2:-2, 2:-2] = False
-        bg = images.float()[..., ring].mean(dim=(1, 2))  # (B,) mean over channels and border pixels
-        return torch.stack([p["x"].float(), p["y"].float(), p["size"].float(), bg], -1)
+        bg = images[..., ring].mean(dim=(1, 2))  # (B,) mean over channels and border pixels
+        return torch.stack([p["x"].float(), p["y"].float(), p["size"].float(), bg], -1).cpu()  # (B, 4)
     return read
 
 
@@ -159,6 +162,7 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--students", default="dmd2,turbo,lcm,pd")
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -166,8 +170,8 @@ def main(argv=None) -> int:
 
     t0 = time.time()
     names = a.students.split(",")
-    world = load_tiny_world(variant=a.variant, device="cpu", students=names)
-    res = diagnose(world, load_evaluator(world.extras["evaluator_root"]), names, a.n, a.seed)
+    world = load_tiny_world(variant=a.variant, device=a.device, students=names)
+    res = diagnose(world, load_evaluator(world.extras["evaluator_root"]).to(a.device), names, a.n, a.seed)
     res["provenance"] = provenance({"kind": "analogue", "n": a.n, "students": names}, a.seed, 0, time.time() - t0, {})
     out = os.path.join(variant_dir(a.variant), "analogue.json")
     atomic_write_json(out, res)

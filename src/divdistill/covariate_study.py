@@ -196,12 +196,13 @@ def main(argv=None) -> None:
     ap.add_argument("--variant", default=None)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--add-teacher-shift", action="store_true", help="only add the teacher's shift rows to --out")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     if a.add_teacher_shift:
-        add_teacher_shift(a.out)
+        add_teacher_shift(a.out, a.device)
     else:
-        run(a.out, a.n, a.seeds, a.n_shift, a.k, a.variant)
+        run(a.out, a.n, a.seeds, a.n_shift, a.k, a.variant, a.device)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ def main(argv=None) -> None:
     tr = sub.add_parser("train-all", help="train every control LoRA not yet trained (a killed run resumes)")
     tr.add_argument("--only", nargs="*", default=None, help="subset as source/control, e.g. base/style dmd2/slider")
     tr.add_argument("--retrain", action="store_true", help="train again even when a LoRA exists")
+    tr.add_argument("--steps", type=int, default=None, help="override every LoRA's steps (default: registry's)")
     ev = sub.add_parser("evaluate", help="Table 1 analogue, slider sweep and late start → <loras>/transfer.json")
     ev.add_argument("--n-seeds", type=int, default=5)
     for a in (tr, ev):
@@ -39,7 +40,7 @@ def main(argv=None) -> None:
             if os.path.exists(os.path.join(out, "provenance.json")):
                 print(f"{source}/{control}: already trained ({out})")
                 continue
-            rec = train_control(world, ControlConfig(control, source, steps=DEFAULT_STEPS[control]), out)
+            rec = train_control(world, ControlConfig(control, source, steps=args.steps or DEFAULT_STEPS[control]), out)
             stale = os.path.join(loras_root(world), "transfer_cache.json")  # readouts of the old LoRAs
             if os.path.exists(stale):
                 os.remove(stale)

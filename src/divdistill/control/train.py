@@ -76,9 +76,10 @@ class _Trainer:
         return self.world.encode(list(prompts)).cond["encoder_hidden_states"]  # (B, L, D)
 
     def noised(self, x0, g):
-        t = _timesteps(self.world, self.cfg.source, len(x0), g)
-        noise = torch.randn(x0.shape, generator=g)
-        a = self.ac[t].view(-1, 1, 1, 1)
+        dev = self.ac.device
+        t = _timesteps(self.world, self.cfg.source, len(x0), g).to(dev)
+        noise = torch.randn(x0.shape, generator=g).to(dev)
+        x0, a = x0.to(dev), self.ac[t].view(-1, 1, 1, 1)
         return a.sqrt() * x0 + (1 - a).sqrt() * noise, t, noise  # x_t: (B, C, H, W)
 
     def eps(self, x, t, prompts, scale: float):
@@ -116,7 +117,7 @@ def concept_step(tr: _Trainer):
     from ..tiny.world import sample_scenes
 
     cfg = tr.cfg
-    inst = sample_scenes(cfg.n_instance, seed=cfg.seed + 7, shapes=("star",)).images  # (n, 3, 32, 32)
+    inst = sample_scenes(cfg.n_instance, seed=cfg.seed + 7, shapes=("star",)).images.to(tr.world.device)  # (n, 3, 32, 32)
     prior = generate(tr.world, _plan(tr.world, cfg.source, cfg.gen_steps), [CLASS_PROMPT] * cfg.n_prior,
                      range(10_000, 10_000 + cfg.n_prior)).images.clamp(-1, 1)
     tr.pools = {"instance": inst, "prior": prior}

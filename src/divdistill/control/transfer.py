@@ -149,9 +149,9 @@ def late_start(world, evaluator, student: str, source: str, n_seeds: int, starts
     for k in starts:
         imgs = generate(world, with_adapters(plan, {name: scale}, k), prompts, seeds).images
         pred = evaluator.predict(imgs.clamp(-1, 1))
-        moved = ((pred["x"] - ref["x"]) ** 2 + (pred["y"] - ref["y"]) ** 2).sqrt().numpy()
+        moved = ((pred["x"] - ref["x"]) ** 2 + (pred["y"] - ref["y"]) ** 2).sqrt().cpu().numpy()
         rows.append({"start": k, "plan": plan.name, "scale": scale, "n": len(moved),
-                     "size_change": claims.bootstrap((pred["size"] - ref["size"]).numpy()).as_dict(),
+                     "size_change": claims.bootstrap((pred["size"] - ref["size"]).cpu().numpy()).as_dict(),
                      "moved_px": claims.bootstrap(moved).as_dict()})
     return rows
 
@@ -187,7 +187,7 @@ def evaluate_all(world, n_seeds: int = 5, log=print) -> str:
     from ..tiny.evaluator import load_evaluator
 
     t0 = time.time()
-    ev = load_evaluator(world.extras.get("evaluator_root") or os.path.join(world.extras["root"], "evaluator"))
+    ev = load_evaluator(world.extras.get("evaluator_root") or os.path.join(world.extras["root"], "evaluator")).to(world.device)
     cache = Cache(os.path.join(loras_root(world), "transfer_cache.json"))
     rows = transfer_rows(world, ev, n_seeds, log=log, cache=cache)
     res = {"rows": rows, "verdicts": c1_verdicts(rows), "fraction": FRACTION, "gen_steps": GEN_STEPS,

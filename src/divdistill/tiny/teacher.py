@@ -56,7 +56,7 @@ class TeacherConfig:
 def diffusion_loss(unet, text_encoder, tok, x0, prompts, t, noise, sched) -> torch.Tensor:
     """Eq. (1) of DDPM: ||eps - eps_theta(x_t, t, c)||^2."""
     xt = sched.add_noise(x0, noise, t)  # (B, 3, H, W)
-    emb = text_encoder(tok(prompts))  # (B, L, D)
+    emb = text_encoder(tok(prompts).to(x0.device))  # (B, L, D)
     return F.mse_loss(unet(xt, t, encoder_hidden_states=emb).sample, noise)
 
 
