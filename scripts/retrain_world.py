@@ -5,7 +5,8 @@
     python scripts/retrain_world.py evaluate --variant snr-matched            # every chapter's committed JSON
 
 `--preset gpu` (default) is the committed world's recipe; `--preset micro` runs every stage at toy size (a dry run of
-this script on a CPU); `--preset bench` runs a few iterations at the GPU batch sizes (timing, in a scratch copy). Each run logs to logs/<variant>-<job>.log; a failed run is reported and the others go on.
+this script on a CPU); `--preset bench` runs a few iterations at the GPU batch sizes (timing, in a scratch copy).
+Each run logs to logs/<variant>-<job>.log; a failed run is reported and the others go on.
 The runs are ordinary CLI calls, so each resumes from its train_state.pt after a kill.
 """
 from __future__ import annotations
@@ -127,7 +128,8 @@ def main(argv=None) -> int:
     valid = EVAL_JOBS if a.stage == "evaluate" else RECIPES
     for r in a.names:
         if r not in valid:
-            raise SystemExit(f"unknown {'evaluation' if a.stage == 'evaluate' else 'recipe'} {r!r}; valid: {list(valid)}")
+            kind = "evaluation" if a.stage == "evaluate" else "recipe"
+            raise SystemExit(f"unknown {kind} {r!r}; valid: {list(valid)}")
     jobs = {}
     for v in variants:
         if a.stage == "teacher":
@@ -138,7 +140,8 @@ def main(argv=None) -> int:
         elif a.stage == "students":
             jobs.update(student_jobs(v, a.preset, a.names or RECIPES))
         else:
-            jobs.update({k: j for k, j in eval_jobs(v, a.preset).items() if k.split("-", 2)[-1] in (a.names or EVAL_JOBS)})
+            wanted = a.names or EVAL_JOBS
+            jobs.update({k: j for k, j in eval_jobs(v, a.preset).items() if k.split("-", 2)[-1] in wanted})
     res = launch(jobs, a.logs, a.timeout)
     failed = [k for k, (rc, _) in res.items() if rc]
     print("failed:", failed or "none", flush=True)

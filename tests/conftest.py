@@ -75,3 +75,93 @@ def smoke_book(tmp_path_factory):
     dest = tmp_path_factory.mktemp("book")
     build_copy(str(dest), SMOKE)
     return dest
+
+
+def _kohya_slider(sources: dict, path: str) -> str:
+    """A kohya-layout slider LoRA (random, seeded) for the fixture's UNet cross-attention k/v: what Civitai ships."""
+    from diffusers import UNet2DConditionModel
+    from safetensors.torch import save_file
+
+    unet = UNet2DConditionModel.from_pretrained(sources["base"], subfolder="unet")
+    torch.manual_seed(0)
+    kohya = {}
+    for n, m in unet.named_modules():
+        if n.endswith(("attn2.to_k", "attn2.to_v")):
+            base = "lora_unet_" + n.replace(".", "_")
+            kohya |= {base + ".lora_down.weight": torch.randn(2, m.weight.shape[1]) * 0.3,
+                      base + ".lora_up.weight": torch.randn(m.weight.shape[0], 2) * 0.3,
+                      base + ".alpha": torch.tensor(1.0)}
+    save_file(kohya, path)
+    return path
+
+
+def sdxl_runs_params(sources: dict, root: str) -> dict:
+    """{notebook: parameters} of every chapter's sdxl path on the random-weight SDXL fixture (smoke sizes)."""
+    controls = {"kohya slider": [_kohya_slider(sources, os.path.join(root, "slider.safetensors")), None, "a cat",
+                                 "slider"],
+                "diffusers lora": [sources["dmd2"], "dmd2_sdxl_4step_lora_fp16.safetensors", "a cat", "lora"]}
+    dt = dict(n_prompts=1, n_seeds=1, n_samples=4, n_check=2, base_steps=8)
+    ddil = dict(n_per_prompt=2, n_samples=4, batch_size=4)
+    return {
+        "control_transfer": dict(sdxl_models=["dmd2"], sdxl_prompts=["a cat"], sdxl_controls=controls,
+                                 sdxl_slider="kohya slider", base_steps=2, n_per_prompt=1, n_seeds=2),
+        "ddil_covariate_shift": ddil,
+        "ddil_distillation": ddil,
+        "dt_visualization": dt,
+        "early_steps": dt,
+        "hybrid_diversity": dict(n_prompts=1, n_per_prompt=2, n_seeds=1, batch_size=4, device="cpu", quick=True),
+    }
+
+
+@pytest.fixture(scope="session")
+def sdxl_runs(tmp_path_factory):
+    """Every chapter's sdxl path executed once per session against the random-weight SDXL fixture, two kernels at a
+    time (one torch thread each). {notebook: (executed notebook path, summary dir) or the exception it raised}."""
+    import concurrent.futures as cf
+
+    import papermill as pm
+    from sdxl_fixture import build_tiny_sdxl
+
+    root = tmp_path_factory.mktemp("sdxl_runs")
+    sources = build_tiny_sdxl(str(root / "fixture"))
+    fixture = {"scale": "sdxl", "sources": sources, "stand_in_metrics": True}
+    nb_dir = os.path.join(ROOT, "notebooks")
+
+    def run(nb, params):
+        out, summary_dir = root / f"{nb}.ipynb", root / nb
+        summary_dir.mkdir()
+        pm.execute_notebook(os.path.join(nb_dir, f"{nb}.ipynb"), str(out), kernel_name="python3", cwd=nb_dir,
+                            progress_bar=False, parameters={**fixture, **params, "summary_dir": str(summary_dir)})
+        return str(out), str(summary_dir)
+
+    old = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = "1"  # inherited by the kernels: two of them share the cores
+    try:
+        with cf.ThreadPoolExecutor(2) as pool:
+            futures = {nb: pool.submit(run, nb, p) for nb, p in sdxl_runs_params(sources, str(root)).items()}
+            results = {}
+            for k, f in futures.items():
+                try:
+                    results[k] = f.result()
+                except Exception as e:  # reported by the test that reads this run
+                    results[k] = e
+    finally:
+        if old is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = old
+    return results
+
+
+def sdxl_run(sdxl_runs, key):
+    """(executed notebook, its summary entries) of one notebook's sdxl run; re-raises the run's error."""
+    import json
+
+    import nbformat
+
+    res = sdxl_runs[key]
+    if isinstance(res, Exception):
+        raise res
+    out, summary_dir = res
+    with open(os.path.join(summary_dir, f"{key}.json")) as f:
+        return nbformat.read(out, as_version=4), json.load(f)

@@ -161,44 +161,13 @@ def test_kohya_converter_round_trips_a_known_state_dict():
         kohya_to_peft({"lora_te1_text_model_x.lora_down.weight": torch.zeros(1)}, unet)
 
 
-NOTEBOOK = os.path.join(os.path.dirname(__file__), "..", "notebooks", "control_transfer.ipynb")
-
-
-def _run_notebook(tmp_path, **params):
-    import json
-
-    import papermill as pm
-
-    pm.execute_notebook(NOTEBOOK, str(tmp_path / "out.ipynb"), parameters={"summary_dir": str(tmp_path), **params},
-                        kernel_name="python3", cwd=os.path.dirname(NOTEBOOK), progress_bar=False)
-    with open(tmp_path / "control_transfer.json") as f:
-        return json.load(f)
-
-
 @pytest.mark.notebooks
-def test_notebook_sdxl_path_runs_on_the_random_weight_fixture(tmp_path):
-    """Generation, the Figure-2 grid, live Table-1 cells, slider sweep and late start at sdxl, on files written here:
-    a kohya-layout slider for the fixture's UNet and the fixture's diffusers-layout LoRA."""
-    from diffusers import UNet2DConditionModel
-    from safetensors.torch import save_file
-    from sdxl_fixture import build_tiny_sdxl
+def test_notebook_sdxl_path_runs_on_the_random_weight_fixture(sdxl_runs):
+    """Generation, the Figure-2 grid, live Table-1 cells, slider sweep and late start at sdxl, on files written by
+    conftest: a kohya-layout slider for the fixture's UNet and the fixture's diffusers-layout LoRA."""
+    from conftest import sdxl_run
 
-    sources = build_tiny_sdxl(str(tmp_path / "sdxl"))
-    unet = UNet2DConditionModel.from_pretrained(sources["base"], subfolder="unet")
-    torch.manual_seed(0)
-    kohya = {}
-    for n, m in unet.named_modules():
-        if n.endswith(("attn2.to_k", "attn2.to_v")):
-            base = "lora_unet_" + n.replace(".", "_")
-            kohya |= {base + ".lora_down.weight": torch.randn(2, m.weight.shape[1]) * 0.3,
-                      base + ".lora_up.weight": torch.randn(m.weight.shape[0], 2) * 0.3,
-                      base + ".alpha": torch.tensor(1.0)}
-    save_file(kohya, str(tmp_path / "slider.safetensors"))
-    controls = {"kohya slider": [str(tmp_path / "slider.safetensors"), None, "a cat", "slider"],
-                "diffusers lora": [sources["dmd2"], "dmd2_sdxl_4step_lora_fp16.safetensors", "a cat", "lora"]}
-    summary = _run_notebook(tmp_path, scale="sdxl", sources=sources, stand_in_metrics=True, sdxl_models=["dmd2"],
-                            sdxl_prompts=["a cat"], sdxl_controls=controls, sdxl_slider="kohya slider", base_steps=2,
-                            n_per_prompt=1, n_seeds=2)
+    _, summary = sdxl_run(sdxl_runs, "control_transfer")
     assert summary and {e["id"] for e in summary} == {"C1"} and all(e["scale"] == "sdxl" for e in summary)
 
 

@@ -1,5 +1,4 @@
 """DDIL Table 9 machinery: mixed rollouts reduce to the pure models, the shift statistic, the two DDIL chapters."""
-import json
 import math
 import os
 
@@ -83,30 +82,18 @@ def test_frechet_matches_fid_tiny(tiny_world):
     assert math.isclose(cs.frechet(dd.features(ev, a), dd.features(ev, b)), dd.fid(ev, a, b), rel_tol=1e-6)
 
 
-def _run(nb, tmp_path, **params):
-    import papermill as pm
-
-    pm.execute_notebook(os.path.join(ROOT, "notebooks", nb), str(tmp_path / nb), kernel_name="python3",
-                        parameters={"summary_dir": str(tmp_path), **params}, cwd=os.path.join(ROOT, "notebooks"),
-                        progress_bar=False)
-    with open(tmp_path / nb.replace(".ipynb", ".json")) as f:
-        entries = json.load(f)
-    assert all(e["holds"] in (True, False, None) and e["n"] > 0 for e in entries)
-    return entries
-
-
 # The tiny smoke runs of both chapters (finite summaries included) are test_notebooks.py's `smoke_book`.
 
 
 @pytest.mark.notebooks
-@pytest.mark.parametrize("nb", ["ddil_covariate_shift.ipynb", "ddil_distillation.ipynb"])
-def test_chapters_run_at_sdxl_on_the_random_fixture(nb, tmp_path):
-    from sdxl_fixture import build_tiny_sdxl
+@pytest.mark.parametrize("nb", ["ddil_covariate_shift", "ddil_distillation"])
+def test_chapters_run_at_sdxl_on_the_random_fixture(nb, sdxl_runs):
+    from conftest import sdxl_run
 
-    entries = _run(nb, tmp_path, scale="sdxl", sources=build_tiny_sdxl(str(tmp_path / "sdxl")), stand_in_metrics=True,
-                   n_per_prompt=2, n_samples=4, batch_size=4)
+    _, entries = sdxl_run(sdxl_runs, nb)
+    assert all(e["holds"] in (True, False, None) and e["n"] > 0 for e in entries)
     assert all(e["scale"] == "sdxl" for e in entries)
-    assert entries or nb == "ddil_distillation.ipynb"  # no DDIL students at paper scale: no D2/D3 entries there
+    assert entries or nb == "ddil_distillation"  # no DDIL students at paper scale: no D2/D3 entries there
 
 
 def test_teacher_shift_rows_at_the_student_timesteps(tiny_world):

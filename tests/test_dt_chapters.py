@@ -1,17 +1,14 @@
 """The DT chapters (claims C2, C3): commit points on constructed curves, and both notebooks at scale=sdxl on the
 random-weight fixture (their tiny smoke runs, summaries and the slider's static figure: test_notebooks)."""
-import json
 import math
 import os
 
-import nbformat
 import numpy as np
 import pytest
 import torch
 
 from divdistill.metrics import commit_point
 from divdistill.trajectory import Curves, band, commit, commit_index, commit_t_diff, rebound
-from sdxl_fixture import build_tiny_sdxl
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 NB = os.path.join(ROOT, "notebooks")
@@ -55,31 +52,20 @@ def test_band_and_rebound():
     assert int(np.argmax(rise)) == 3 and peak[3] == 2 and math.isclose(rise[3], 0.46)
 
 
-def _run(name, tmp_path, **params):
-    import papermill as pm
-
-    out = tmp_path / f"{name}-{params.get('scale', 'tiny')}.ipynb"
-    pm.execute_notebook(os.path.join(NB, f"{name}.ipynb"), str(out), kernel_name="python3", cwd=NB,
-                        progress_bar=False, parameters={"summary_dir": str(tmp_path), **params})
-    with open(tmp_path / f"{name}.json") as f:
-        summary = json.load(f)
+def _check_summary(summary):
     for e in summary:
         assert e["holds"] in (True, False, None) and e["n"] >= 2
         nums = [float(x) for x in __import__("re").findall(r"-?\d+\.\d+", e["ours"])]
         assert nums and all(math.isfinite(x) for x in nums), e["ours"]
-    return nbformat.read(str(out), as_version=4), summary
-
-
-@pytest.fixture(scope="module")
-def sdxl_sources(tmp_path_factory):
-    return build_tiny_sdxl(str(tmp_path_factory.mktemp("tiny_sdxl")))
 
 
 @pytest.mark.notebooks
 @pytest.mark.parametrize("name", ["dt_visualization", "early_steps"])
-def test_chapters_run_at_sdxl_on_the_random_weight_fixture(name, sdxl_sources, tmp_path):
-    nb, summary = _run(name, tmp_path, scale="sdxl", sources=sdxl_sources, stand_in_metrics=True, n_prompts=1,
-                       n_seeds=1, n_samples=4, n_check=2, base_steps=8)
+def test_chapters_run_at_sdxl_on_the_random_weight_fixture(name, sdxl_runs):
+    from conftest import sdxl_run
+
+    nb, summary = sdxl_run(sdxl_runs, name)
+    _check_summary(summary)
     assert [e["scale"] for e in summary] == ["sdxl"]
     assert summary[0]["id"] == ("C2" if name == "dt_visualization" else "C3")
     pngs = sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.outputs)

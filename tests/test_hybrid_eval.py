@@ -4,10 +4,8 @@ import json
 import math
 import os
 
-import nbformat
 import numpy as np
 import pytest
-import torch
 
 import divdistill as dd
 from divdistill import hybrid_stats as S
@@ -107,16 +105,6 @@ def test_nfe_and_seconds_come_from_the_run_that_made_the_images(world, monkeypat
     assert all(t > 0 for t in s.seconds) and s.n == 6
 
 
-def _run_nb(tmp_path, **params):
-    import papermill as pm
-
-    out = tmp_path / "out.ipynb"
-    pm.execute_notebook(NB, str(out), parameters=dict(summary_dir=str(tmp_path), **params), kernel_name="python3",
-                        cwd=os.path.dirname(NB), progress_bar=False)
-    with open(tmp_path / "hybrid_diversity.json") as f:
-        return nbformat.read(str(out), as_version=4), json.load(f)
-
-
 @pytest.mark.notebooks
 def test_notebook_smoke_summary_is_finite(smoke_book):
     with open(smoke_book / "book" / "summaries" / "hybrid_diversity.json") as f:
@@ -129,12 +117,10 @@ def test_notebook_smoke_summary_is_finite(smoke_book):
 
 
 @pytest.mark.notebooks
-def test_notebook_runs_at_sdxl_against_the_fixture(tmp_path):
-    from sdxl_fixture import build_tiny_sdxl
+def test_notebook_runs_at_sdxl_against_the_fixture(sdxl_runs):
+    from conftest import sdxl_run
 
-    sources = build_tiny_sdxl(str(tmp_path / "fixture"))
-    nb, summary = _run_nb(tmp_path, scale="sdxl", sources=sources, stand_in_metrics=True, n_prompts=1,
-                          n_per_prompt=2, n_seeds=1, batch_size=4, device="cpu", quick=True)
+    nb, summary = sdxl_run(sdxl_runs, "hybrid_diversity")
     assert {e["scale"] for e in summary} == {"sdxl"}
     pngs = sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert pngs >= 4  # grids, DT trajectories, Fig. 7, frontier

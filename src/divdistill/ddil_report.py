@@ -164,7 +164,7 @@ def choices_rows(world, names=("pd_ddil", "lcm_ddil", "lcm_ddil_reflected", "lcm
                 out.append({"student": name, "choice": key, "value": str(d[key]), "reason": why})
         out.append({"student": name, "choice": "training", "value": f"{prov.get('steps')} steps, "
                     f"{prov.get('wall_time_s', 0) / 60:.1f} min on {prov.get('device')}",
-                    "reason": "minutes on a CPU; the paper trains 10K+ steps on 8 A100s"})
+                    "reason": "minutes on one GPU (or CPU); the paper trains 10K+ steps on 8 A100s"})
     out.append({"student": "all DDIL", "choice": "stop index", "value": "uniform over the grid",
                 "reason": REASONS["stop index"]})
     return out

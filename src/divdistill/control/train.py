@@ -117,7 +117,8 @@ def concept_step(tr: _Trainer):
     from ..tiny.world import sample_scenes
 
     cfg = tr.cfg
-    inst = sample_scenes(cfg.n_instance, seed=cfg.seed + 7, shapes=("star",)).images.to(tr.world.device)  # (n, 3, 32, 32)
+    inst = sample_scenes(cfg.n_instance, seed=cfg.seed + 7, shapes=("star",)).images  # (n, 3, 32, 32)
+    inst = inst.to(tr.world.device)
     prior = generate(tr.world, _plan(tr.world, cfg.source, cfg.gen_steps), [CLASS_PROMPT] * cfg.n_prior,
                      range(10_000, 10_000 + cfg.n_prior)).images.clamp(-1, 1)
     tr.pools = {"instance": inst, "prior": prior}
