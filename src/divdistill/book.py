@@ -189,6 +189,8 @@ def _cell(text) -> str:
 
 def ledger_markdown(summary_dir: str, book_dir: str) -> str:
     """The claims ledger page: one row per claim id, every number read from the chapters' summary files."""
+    from .tiny.loader import DEFAULT_VARIANT
+
     mark = {True: "✓", False: "✗", None: "–"}
     by_id = claims.collect(summary_dir)
     sdxl = any(e["scale"] == "sdxl" for got in by_id.values() for _, e in got)  # the sdxl column once a run exists
@@ -197,7 +199,9 @@ def ledger_markdown(summary_dir: str, book_dir: str) -> str:
              "Every row is built by `make book` from the chapters' summary files (`book/summaries/*.json`); nothing "
              "here is typed by hand. **Holds** is computed in each chapter from the measured numbers and their 95% "
              "confidence intervals: ✓ the interval supports the claim, ✗ it contradicts it, – inconclusive or not "
-             "measured. The id links to the chapter that measured it." +
+             "measured. The id links to the chapter that measured it. `make book` runs every chapter on the tiny "
+             f"world's default variant, `{DEFAULT_VARIANT}` (see the tiny-world chapter); the chapters show the "
+             "other schedule beside it where it was measured." +
              ("" if sdxl else " No `scale=\"sdxl\"` run has been recorded yet, so only the tiny world's column "
               "is shown."), "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]

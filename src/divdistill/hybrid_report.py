@@ -7,14 +7,11 @@ import os
 
 from . import claims, paper
 from .claims import Estimate
+from .tiny.loader import VARIANTS  # the tiny world's schedule variants, one folder each under data/tiny/
 
 PAPER_T2 = {r["method"]: r for r in paper.TABLE2}
 PAPER_ROW = {"base50": "Base", "student": "Distilled (DMD)", "hybrid": "Hybrid", "skip_first": "Skip first timestep"}
 PAPER_T3 = dict(zip(("base50", "student", "hybrid"), paper.DIVERSITY_TABLE3["Average"]))
-try:  # the tiny world's schedule variants (issue 8); one folder each under data/tiny/
-    from .tiny.loader import VARIANTS
-except ImportError:  # an older loader without variants
-    VARIANTS = ("sd-schedule",)
 TIMER_NOTE = ("the paper's 0.64 s for the hybrid comes from official code whose timer starts after the base step; "
               "our seconds per image time the whole plan (prompt encoding, the base step, every student step, "
               "decoding) in the same run that made the images")

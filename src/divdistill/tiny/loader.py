@@ -20,7 +20,7 @@ BASE_STEPS = 50
 
 # The tiny world's variants (issue 8), one folder each under data/tiny/ with teacher/ and students/:
 # "sd-schedule": SD's scaled-linear schedule (the ablation); "snr-matched": SNR × 64/3, matching SDXL at layout scale.
-VARIANTS = ("sd-schedule", "snr-matched")
+VARIANTS = ("snr-matched", "sd-schedule")  # the default first: chapters list variants in this order
 DEFAULT_VARIANT = "snr-matched"  # the ONE place that decides which variant load_world("tiny") gives
 
 
