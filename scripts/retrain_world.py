@@ -17,10 +17,10 @@ import subprocess
 import sys
 import time
 
+from divdistill.distill.recipes import RECIPES
+
 PY = sys.executable
 EVAL_JOBS = ("eval", "controls", "analogue", "dt_curves", "hybrid", "covariate", "control")
-RECIPES = ("dmd2", "turbo", "lcm", "pd", "dmd2_ddil", "lcm_ddil", "lcm_reflected", "lcm_ddil_reflected", "pd_ddil",
-           "lightning")
 # The students' training length on one GPU (4-10x the samples of the CPU world's first students); iterations
 # and batch are the recipe's --set overrides and land in each student's provenance.
 STUDENT_SETS = {
@@ -37,11 +37,11 @@ TEACHER_ARGS = {"gpu": "--steps 6500 --batch 64 --offset-noise-start 5000 --ema 
                 "micro": "--steps 4 --batch 4 --offset-noise-start 2 --ckpt-every 2 --probe-n 8",
                 "bench": "--steps 100 --batch 64 --ckpt-every 500"}
 PROBE_N = {"gpu": 200, "micro": 8, "bench": 0}
+TEACHER_EVAL_N = {"gpu": 1000, "micro": 8}
 EVAL_SIZES = {  # (job, args) of every committed evaluation JSON of one variant
     "gpu": {"eval": "--n 1000 --seeds 3", "controls": "--per-prompt 24 --seeds 3 --n-fid 1000", "analogue": "--n 64",
             "dt_curves": "--n-seeds 16", "hybrid": "--other-per-prompt 20", "covariate": "--n 96 --seeds 0 1 2",
             "control": ("--retrain", "")},
-    "bench": {},
     "micro": {"eval": "--n 8 --seeds 2", "controls": "--per-prompt 2 --seeds 2 --n-fid 8", "analogue": "--n 2",
               "dt_curves": "--n-seeds 2", "covariate": "--n 4 --seeds 0 1 --n-shift 8 --k 2",
               "control": ("--retrain --steps 2", "--n-seeds 2"),
@@ -98,21 +98,14 @@ def eval_jobs(variant: str, preset: str) -> dict:
                              os.path.join(root, "students", "eval.json")),
         f"{variant}-controls": m("distill", "controls", *v, *s["controls"].split()),
         f"{variant}-analogue": m("analogue", *v, *s["analogue"].split()),
-        f"{variant}-dt_curves": m("tiny.dt_curves", *v, "--device", "cuda" if _cuda() else "cpu",
-                                  *s["dt_curves"].split()),
+        f"{variant}-dt_curves": m("tiny.dt_curves", *v, *s["dt_curves"].split()),
         f"{variant}-hybrid": m("hybrid_eval", *v, *s["hybrid"].split()),
-        f"{variant}-covariate": [*m("covariate_study", *v, *s["covariate"].split(), "--out",
-                                    os.path.join(root, "covariate_shift.json"))],
+        f"{variant}-covariate": m("covariate_study", *v, *s["covariate"].split(), "--out",
+                                  os.path.join(root, "covariate_shift.json")),
         f"{variant}-control": ["bash", "-c", f"{PY} -m divdistill.control train-all --variant {variant} "
                                f"{s['control'][0]} && {PY} -m divdistill.control evaluate --variant {variant} "
                                f"{s['control'][1]}"],
     }
-
-
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def main(argv=None) -> int:
@@ -123,8 +116,11 @@ def main(argv=None) -> int:
     p.add_argument("--preset", default="gpu", choices=sorted(TEACHER_ARGS))
     p.add_argument("--timeout", type=float, default=3600.0, help="kill what still runs after this many seconds")
     p.add_argument("--logs", default="logs")
-    a = p.parse_args(argv)
+    a = p.parse_intermixed_args(argv)  # names may follow the options
     variants = a.variant or ["snr-matched"]
+    sizes = {"teacher-eval": TEACHER_EVAL_N, "evaluate": EVAL_SIZES}.get(a.stage)
+    if sizes is not None and a.preset not in sizes:
+        raise SystemExit(f"preset {a.preset!r} has no {a.stage} sizes; valid: {sorted(sizes)}")
     valid = EVAL_JOBS if a.stage == "evaluate" else RECIPES
     for r in a.names:
         if r not in valid:
@@ -136,7 +132,7 @@ def main(argv=None) -> int:
             jobs.update(teacher_jobs(v, a.preset))
         elif a.stage == "teacher-eval":
             jobs[f"{v}-teacher-eval"] = [PY, "-m", "divdistill.tiny", "evaluate", "--variant", v,
-                                         "--n", "1000" if a.preset == "gpu" else "8"]
+                                         "--n", str(TEACHER_EVAL_N[a.preset])]
         elif a.stage == "students":
             jobs.update(student_jobs(v, a.preset, a.names or RECIPES))
         else:

@@ -134,22 +134,15 @@ def sdxl_runs(tmp_path_factory):
                             progress_bar=False, parameters={**fixture, **params, "summary_dir": str(summary_dir)})
         return str(out), str(summary_dir)
 
-    old = os.environ.get("OMP_NUM_THREADS")
-    os.environ["OMP_NUM_THREADS"] = "1"  # inherited by the kernels: two of them share the cores
-    try:
-        with cf.ThreadPoolExecutor(2) as pool:
-            futures = {nb: pool.submit(run, nb, p) for nb, p in sdxl_runs_params(sources, str(root)).items()}
-            results = {}
-            for k, f in futures.items():
-                try:
-                    results[k] = f.result()
-                except Exception as e:  # reported by the test that reads this run
-                    results[k] = e
-    finally:
-        if old is None:
-            os.environ.pop("OMP_NUM_THREADS", None)
-        else:
-            os.environ["OMP_NUM_THREADS"] = old
+    results = {}
+    with pytest.MonkeyPatch.context() as mp, cf.ThreadPoolExecutor(2) as pool:
+        mp.setenv("OMP_NUM_THREADS", "1")  # inherited by the kernels: two of them share the cores
+        futures = {nb: pool.submit(run, nb, p) for nb, p in sdxl_runs_params(sources, str(root)).items()}
+        for k, f in futures.items():
+            try:
+                results[k] = f.result()
+            except Exception as e:  # reported by the test that reads this run
+                results[k] = e
     return results
 
 

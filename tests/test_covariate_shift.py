@@ -77,7 +77,7 @@ def test_frechet_matches_fid_tiny(tiny_world):
     from divdistill.tiny.evaluator import load_evaluator
     from divdistill.tiny.world import sample_scenes
 
-    ev = load_evaluator(tiny_world.extras.get("evaluator_root") or os.path.join(tiny_world.extras["root"], "evaluator"))
+    ev = load_evaluator(tiny_world.extras["evaluator_root"])
     a, b = sample_scenes(150, seed=1).images, sample_scenes(150, seed=2).images
     assert math.isclose(cs.frechet(dd.features(ev, a), dd.features(ev, b)), dd.fid(ev, a, b), rel_tol=1e-6)
 

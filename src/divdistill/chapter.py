@@ -34,8 +34,7 @@ class Chapter:
         if "evaluator" not in self.extras:
             from .tiny.evaluator import load_evaluator
 
-            root = self.world.extras.get("evaluator_root") or os.path.join(self.world.extras["root"], "evaluator")
-            self.extras["evaluator"] = load_evaluator(root).to(self.world.device)
+            self.extras["evaluator"] = load_evaluator(self.world.extras["evaluator_root"]).to(self.world.device)
         return self.extras["evaluator"]
 
     @property

@@ -187,7 +187,7 @@ def evaluate_all(world, n_seeds: int = 5, log=print) -> str:
     from ..tiny.evaluator import load_evaluator
 
     t0 = time.time()
-    ev = load_evaluator(world.extras.get("evaluator_root") or os.path.join(world.extras["root"], "evaluator")).to(world.device)
+    ev = load_evaluator(world.extras["evaluator_root"]).to(world.device)
     cache = Cache(os.path.join(loras_root(world), "transfer_cache.json"))
     rows = transfer_rows(world, ev, n_seeds, log=log, cache=cache)
     res = {"rows": rows, "verdicts": c1_verdicts(rows), "fraction": FRACTION, "gen_steps": GEN_STEPS,

@@ -69,7 +69,10 @@ def plateau_rows(variants: dict[str, str]) -> list[dict]:
         sdir = os.path.join(root, "students")
         for s in sorted(os.listdir(sdir)) if os.path.isdir(sdir) else []:
             path = os.path.join(sdir, s, "provenance.json")
-            rec = json.load(open(path)) if os.path.exists(path) else {}
+            if not os.path.exists(path):
+                continue
+            with open(path) as f:
+                rec = json.load(f)
             m = rec.get("metrics", {})
             if not (m.get("final_probe") and m.get("probes")):
                 continue

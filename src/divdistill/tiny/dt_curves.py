@@ -31,7 +31,7 @@ def main(argv=None) -> str:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--n-seeds", type=int, default=N_SEEDS, help="seeds per evaluation prompt (10 prompts)")
     ap.add_argument("--variant", default=None, help="tiny-world variant (default: the loader's default)")
-    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--out", default=None, help=f"default: <world root>/{FILENAME}")
     args = ap.parse_args(argv)
     kw = {"variant": args.variant} if args.variant else {}
