@@ -10,6 +10,7 @@ from .plan import Plan, Step, base, distilled, hybrid, mixed, on_sampler, skip_f
 from .registry import Conditioning, ModelSpec, ModelUnavailableError, World
 from .sampling import Result, dt_trajectory, generate, run_plan, x0_from_step
 from .worlds import SCALES, load_world
+from .switch import HybridSwitch
 
 __version__ = "0.1.0"
 __all__ = [
@@ -17,5 +18,5 @@ __all__ = [
     "Conditioning", "ModelSpec", "ModelUnavailableError", "World", "load_world", "SCALES",
     "Result", "dt_trajectory", "generate", "run_plan", "x0_from_step", "DTPreview", "run_with_xt",
     "adherence", "commit_point", "cosine_distance", "dt_distance_curve", "features", "fid", "pairwise_diversity", "per_prompt_diversity",
-    "prdc", "mixed_pattern", "mmd2", "pattern_plan", "switch_pattern",
+    "prdc", "mixed_pattern", "mmd2", "pattern_plan", "switch_pattern", "HybridSwitch",
 ]
