@@ -1,0 +1,98 @@
+"""The SNR factor of the tiny world's schedule, derived from value counts AND the spectrum on both sides (issue 19).
+
+A layout feature is the B×B block mean of each channel (B = 1/8 of the image side: 4 px here, 16 latent values in
+SDXL's 128² latent). At noise level t, x_t = √ᾱ·x0 + √(1−ᾱ)·ε, so each block mean carries signal variance ᾱ·v_c and
+noise variance (1−ᾱ)/B². Summed over channels (the best linear read-out of a layout shared by the channels),
+
+    layout SNR(t) = SNR(t) · B² · Σ_c v_c,      v_c = Var(block mean of channel c) = σ_c² · share_c.
+
+Matching it between SDXL and the tiny world at every t gives s = (B²·Σv)_SDXL / (B²·Σv)_tiny. With equal σ² and
+share on both sides this is the old count 65,536 / 3,072 = 64/3. Here each side gets its own spectrum:
+- tiny: Σv measured on the data (flat shapes on flat backgrounds: nearly all variance at the layout scale);
+- SDXL: a unit-variance latent (the VAE scaling factor's purpose) of a natural image whose power spectrum is 1/f^α
+  (Field 1987; van der Schaaf & van Hateren 1996: α ≈ 1.9 ± 0.4, 2 the canonical value), on the 128² latent grid;
+  the image power above the latent's Nyquist (sub-8×8-patch detail) is carried by the latent as white variance,
+  the "pronounced high frequencies" of SD-family latents (Skorokhodov et al. 2025, "Improving the Diffusability of
+  Autoencoders").
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+LATENT_GRID, LATENT_CHANNELS, IMAGE_SIDE = 128, 4, 1024  # SDXL at 1024²: VAE factor 8, 4 latent channels
+LAYOUT_FRACTION = 8  # the layout scale: blocks of 1/8 of the image side
+ALPHA, ALPHA_BAND = 2.0, (1.8, 2.4)  # natural-image power-spectrum exponent: central value and the band quoted
+LATENT_VARIANCE = 1.0  # per-value variance of SDXL's scaled latent
+
+
+def _radial_power(n: int, alpha: float, dc_power: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(P, |k|) on an n×n periodic grid: P = |f|^−α, f in cycles per image; the DC bin gets `dc_power`."""
+    k = torch.arange(n, dtype=torch.float64)
+    k = torch.minimum(k, n - k)
+    fx, fy = torch.meshgrid(k, k, indexing="ij")  # (n, n)
+    f = (fx ** 2 + fy ** 2).sqrt()
+    p = torch.where(f > 0, f.clamp(min=1e-12) ** -alpha, torch.full_like(f, dc_power))
+    return p, torch.maximum(fx, fy)
+
+
+def block_share(n: int, block: int, alpha: float, dc_power: float = 1.0) -> float:
+    """Var(B×B block mean) / Var(value) of a stationary field with power |f|^−α on an n×n grid (exact)."""
+    if n % block or block < 1:
+        raise ValueError(f"block must divide the grid: n={n}, block={block}")
+    p, _ = _radial_power(n, alpha, dc_power)
+    k = torch.arange(n, dtype=torch.float64)
+    x = math.pi * k / n
+    d = torch.ones_like(k)
+    nz = k > 0
+    d[nz] = (torch.sin(block * x[nz]) / (block * torch.sin(x[nz]))) ** 2  # |block average's transfer|² per axis
+    return float((p * d[:, None] * d[None, :]).sum() / p.sum())
+
+
+def above_nyquist(alpha: float, side: int = IMAGE_SIDE, grid: int = LATENT_GRID, dc_power: float = 1.0) -> float:
+    """Share of a side×side image's 1/f^α power above the latent grid's Nyquist (detail inside one latent patch)."""
+    p, kmax = _radial_power(side, alpha, dc_power)
+    return float(p[kmax > grid // 2].sum() / p.sum())
+
+
+def latent_layout_variance(alpha: float = ALPHA) -> float:
+    """Σ_c Var(block mean) of SDXL's latent: the in-grid 1/f^α part's block share, plus the white sub-patch part."""
+    block = LATENT_GRID // LAYOUT_FRACTION
+    w = above_nyquist(alpha)
+    share = (1 - w) * block_share(LATENT_GRID, block, alpha) + w / block ** 2
+    return LATENT_CHANNELS * LATENT_VARIANCE * share
+
+
+def measured_layout_variance(images: torch.Tensor) -> float:
+    """Σ_c Var(block mean) of a batch of images (N, C, H, W), variance across images, averaged over blocks."""
+    if images.dim() != 4 or images.shape[0] < 2 or images.shape[-1] % LAYOUT_FRACTION:
+        raise ValueError(f"images must be (N >= 2, C, H, W) with W divisible by {LAYOUT_FRACTION}, "
+                         f"got {tuple(images.shape)}")
+    block = images.shape[-1] // LAYOUT_FRACTION
+    m = torch.nn.functional.avg_pool2d(images.double(), block)  # (N, C, 8, 8)
+    return float(m.var(0).mean((1, 2)).sum())
+
+
+def snr_factor(ref_block: int, ref_layout_var: float, tiny_block: int, tiny_layout_var: float) -> float:
+    """s = (B²·Σv)_ref / (B²·Σv)_tiny: the factor that equalises layout SNR(t) at every t."""
+    if min(ref_block, tiny_block) < 1 or not (ref_layout_var > 0 and tiny_layout_var > 0):
+        raise ValueError("block sizes must be >= 1 and layout variances > 0, got "
+                         f"{ref_block}, {ref_layout_var}, {tiny_block}, {tiny_layout_var}")
+    return ref_block ** 2 * ref_layout_var / (tiny_block ** 2 * tiny_layout_var)
+
+
+def derive(n_scenes: int = 4000, seed: int = 0, alpha: float = ALPHA, band=ALPHA_BAND) -> dict:
+    """The spectrum-aware SNR factor with its inputs and its α band (the chapter's derivation table)."""
+    from .world import RES, sample_scenes
+
+    tiny_var = measured_layout_variance(sample_scenes(n_scenes, seed=seed).images)
+    ref_block, tiny_block = LATENT_GRID // LAYOUT_FRACTION, RES // LAYOUT_FRACTION
+
+    def s(a: float) -> float:
+        return snr_factor(ref_block, latent_layout_variance(a), tiny_block, tiny_var)
+
+    return {"snr_factor": s(alpha), "band": [s(band[0]), s(band[1])], "alpha": alpha, "alpha_band": list(band),
+            "tiny_layout_variance": tiny_var, "tiny_block": tiny_block, "latent_block": ref_block,
+            "latent_layout_variance": latent_layout_variance(alpha), "latent_white_share": above_nyquist(alpha),
+            "count_only": LATENT_GRID ** 2 * LATENT_CHANNELS / (3 * RES ** 2), "n_scenes": n_scenes, "seed": seed}

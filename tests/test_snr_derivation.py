@@ -1,0 +1,57 @@
+"""Issue 19: the SNR factor from value counts and the spectrum on both sides, computed by tested functions."""
+import math
+
+import pytest
+import torch
+
+from divdistill.tiny import spectrum as S
+
+
+def _field(n, alpha, count, seed=0):
+    k = torch.fft.fftfreq(n) * n
+    fx, fy = torch.meshgrid(k, k, indexing="ij")
+    f = (fx ** 2 + fy ** 2).sqrt()
+    p = torch.where(f > 0, f.clamp(min=1e-9) ** -alpha, torch.tensor(1.0))  # DC gets the f = 1 power
+    z = torch.randn(count, n, n, generator=torch.Generator().manual_seed(seed))
+    return torch.fft.ifft2(torch.fft.fft2(z) * p.sqrt()).real
+
+
+def test_block_share_matches_a_simulated_power_law_field():
+    x = _field(64, 2.0, 3000)
+    m = torch.nn.functional.avg_pool2d(x[:, None], 8)
+    simulated = float(m.var(0).mean() / x.var(0).mean())
+    assert S.block_share(64, 8, 2.0) == pytest.approx(simulated, rel=0.05)
+
+
+def test_block_share_limits():
+    assert S.block_share(32, 1, 2.0) == pytest.approx(1.0)  # a 1×1 block keeps everything
+    assert S.block_share(32, 4, 0.0, dc_power=1.0) == pytest.approx(1 / 16, rel=1e-9)  # white noise: 1/B²
+    assert S.block_share(128, 16, 2.4) > S.block_share(128, 16, 2.0) > S.block_share(128, 16, 1.5)
+    with pytest.raises(ValueError, match="block must divide"):
+        S.block_share(30, 4, 2.0)
+
+
+def test_snr_factor_reduces_to_the_value_count_when_both_sides_share_a_spectrum():
+    # equal per-value variance and equal share: s = (16² · 4) / (4² · 3) = 64/3, the old count
+    s = S.snr_factor(16, 4 * 0.5, 4, 3 * 0.5)
+    assert s == pytest.approx(65536 / 3072)
+    with pytest.raises(ValueError, match="layout variances > 0"):
+        S.snr_factor(16, 0.0, 4, 1.0)
+
+
+def test_measured_layout_variance_of_a_known_image_set():
+    # images constant per image: all variance at the layout scale, Σ_c Var = C · Var(constant)
+    g = torch.Generator().manual_seed(0)
+    c = torch.randn(4000, 3, 1, 1, generator=g).expand(-1, -1, 32, 32)
+    assert S.measured_layout_variance(c) == pytest.approx(3.0, rel=0.08)
+    with pytest.raises(ValueError, match="images must be"):
+        S.measured_layout_variance(torch.zeros(1, 3, 32, 32))
+
+
+def test_derivation_is_deterministic_and_inside_its_band():
+    d1, d2 = S.derive(n_scenes=500), S.derive(n_scenes=500)
+    assert d1 == d2
+    lo, hi = d1["band"]
+    assert lo < d1["snr_factor"] < hi
+    assert d1["count_only"] == pytest.approx(64 / 3)
+    assert 0 < d1["latent_white_share"] < 1 and math.isfinite(d1["snr_factor"])
