@@ -1,0 +1,52 @@
+"""Issue 19's bars, computed from provenance: the teacher's acceptance, each student's quality bar, stability, and
+checkpoint choice by quality alone (FID_tiny; never diversity, never a claim's verdict)."""
+from __future__ import annotations
+
+TEACHER_BAR = {"fid": 45.0, "adherence": 0.95, "factor": 0.90, "diversity_ratio": (0.9, 1.1)}
+STUDENT_BAR = {"dmd2": 1.5}  # FID_tiny ≤ ratio × the teacher's (the paper: 15.52 vs 12.74); every other method 2×
+DEFAULT_STUDENT_RATIO = 2.0
+
+
+def teacher_acceptance(fid: float, adherence: float, factors: dict, diversity: float, data_diversity: float) -> dict:
+    """Each of the teacher's acceptance checks (50 DDIM steps, CFG 4, from N(0, I)) → bool, and 'all'."""
+    if not data_diversity > 0:
+        raise ValueError(f"data_diversity must be > 0, got {data_diversity}")
+    lo, hi = TEACHER_BAR["diversity_ratio"]
+    checks = {"fid": fid <= TEACHER_BAR["fid"], "adherence": adherence >= TEACHER_BAR["adherence"],
+              **{f"factor:{k}": v >= TEACHER_BAR["factor"] for k, v in sorted(factors.items())},
+              "diversity_ratio": lo <= diversity / data_diversity <= hi}
+    return {**checks, "all": all(checks.values())}
+
+
+def student_ratio(method: str) -> float:
+    """The FID_tiny ratio a student of `method` may reach over the teacher's."""
+    return STUDENT_BAR.get(method, DEFAULT_STUDENT_RATIO)
+
+
+def meets_quality_bar(method: str, student_fid: float, teacher_fid: float) -> bool:
+    """FID_tiny(student) ≤ ratio × FID_tiny(teacher), both measured the same way."""
+    if not teacher_fid > 0:
+        raise ValueError(f"teacher_fid must be > 0, got {teacher_fid}")
+    return student_fid <= student_ratio(method) * teacher_fid
+
+
+def stable(half: dict, final: dict) -> bool:
+    """FID_tiny did not rise from the half-way to the final probe by more than the seed spread."""
+    spread = max(half.get("fid_std", 0.0), final.get("fid_std", 0.0))
+    return final["fid"] - half["fid"] <= spread
+
+
+def probe_curve(metrics: dict) -> list[tuple[int, float, float]]:
+    """[(step, FID_tiny, seed std)] of a run's training probes, the final one included, in step order."""
+    pts = [(int(k), v["fid"], v.get("fid_std", 0.0)) for k, v in metrics.get("probes", {}).items()]
+    fin = metrics.get("final_probe")
+    if fin is not None and metrics.get("steps") is not None:
+        pts.append((int(metrics["steps"]), fin["fid"], fin.get("fid_std", 0.0)))
+    return sorted(pts)
+
+
+def best_checkpoint(curve: list[tuple[int, float, float]]) -> int:
+    """The probed step with the lowest FID_tiny (quality alone)."""
+    if not curve:
+        raise ValueError("no probes to choose a checkpoint from")
+    return min(curve, key=lambda p: (p[1], -p[0]))[0]

@@ -1,0 +1,40 @@
+"""Issue 19's bars on constructed probes: teacher acceptance, quality ratio, stability, choice by FID alone."""
+import pytest
+
+from divdistill.distill.bars import (best_checkpoint, meets_quality_bar, probe_curve, stable, student_ratio,
+                                     teacher_acceptance)
+
+
+def test_teacher_acceptance_pass_and_fail():
+    good = teacher_acceptance(40.0, 0.96, {"shape": 0.95, "background": 0.99}, 0.19, 0.187)
+    assert good["all"] and good["factor:background"]
+    bad = teacher_acceptance(125.1, 0.81, {"shape": 0.95, "background": 0.41}, 0.209, 0.187)
+    assert not bad["all"] and not bad["fid"] and not bad["factor:background"] and not bad["diversity_ratio"]
+    with pytest.raises(ValueError, match="data_diversity"):
+        teacher_acceptance(40.0, 0.96, {}, 0.19, 0.0)
+
+
+def test_student_quality_bar():
+    assert student_ratio("dmd2") == 1.5 and student_ratio("lcm") == 2.0
+    assert meets_quality_bar("dmd2", 15.52, 12.74)  # the paper's own pair
+    assert not meets_quality_bar("dmd2", 216.0, 125.1)  # issue 19's collapsed student
+    assert meets_quality_bar("pd", 240.0, 125.1) and not meets_quality_bar("pd", 260.0, 125.1)
+
+
+def test_stability_rule():
+    half = {"fid": 133.0, "fid_std": 8.0}
+    assert stable(half, {"fid": 140.0, "fid_std": 6.0})  # rose by less than the spread
+    assert stable(half, {"fid": 90.0, "fid_std": 6.0})  # fell
+    assert not stable(half, {"fid": 216.0, "fid_std": 10.0})  # issue 19's DMD2: 133 → 216
+
+
+def test_checkpoint_choice_by_fid_alone():
+    m = {"steps": 400, "probes": {"100": {"fid": 90.0, "fid_std": 3.0, "diversity": 0.3},
+                                  "200": {"fid": 60.0, "fid_std": 3.0, "diversity": 0.1},
+                                  "300": {"fid": 70.0, "fid_std": 3.0, "diversity": 0.2}},
+         "final_probe": {"fid": 65.0, "fid_std": 2.0, "diversity": 0.25}}
+    curve = probe_curve(m)
+    assert [p[0] for p in curve] == [100, 200, 300, 400]
+    assert best_checkpoint(curve) == 200  # the lowest FID, though its diversity is the lowest
+    with pytest.raises(ValueError, match="no probes"):
+        best_checkpoint([])
