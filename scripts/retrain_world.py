@@ -94,16 +94,16 @@ def eval_jobs(variant: str, preset: str) -> dict:
     s, v, root = EVAL_SIZES[preset], ["--variant", variant], os.path.join("data", "tiny", variant)
     m = lambda mod, *a: [PY, "-m", f"divdistill.{mod}", *a]  # noqa: E731
     return {
-        f"{variant}-eval": m("distill", "evaluate", *v, *s["eval"].split(), "--out",
+        f"{variant}-eval": m("chapters.ddil", *v, *s["eval"].split(), "--out",
                              os.path.join(root, "students", "eval.json")),
-        f"{variant}-controls": m("distill", "controls", *v, *s["controls"].split()),
-        f"{variant}-analogue": m("analogue", *v, *s["analogue"].split()),
-        f"{variant}-dt_curves": m("tiny.dt_curves", *v, *s["dt_curves"].split()),
-        f"{variant}-hybrid": m("hybrid_eval", *v, *s["hybrid"].split()),
-        f"{variant}-covariate": m("covariate_study", *v, *s["covariate"].split(), "--out",
+        f"{variant}-controls": m("chapters.students", *v, *s["controls"].split()),
+        f"{variant}-analogue": m("chapters.tiny_world", *v, *s["analogue"].split()),
+        f"{variant}-dt_curves": m("chapters.dt", *v, *s["dt_curves"].split()),
+        f"{variant}-hybrid": m("chapters.hybrid", *v, *s["hybrid"].split()),
+        f"{variant}-covariate": m("chapters.covariate", *v, *s["covariate"].split(), "--out",
                                   os.path.join(root, "covariate_shift.json")),
         f"{variant}-control": ["bash", "-c", f"{PY} -m divdistill.control train-all --variant {variant} "
-                               f"{s['control'][0]} && {PY} -m divdistill.control evaluate --variant {variant} "
+                               f"{s['control'][0]} && {PY} -m divdistill.chapters.control --variant {variant} "
                                f"{s['control'][1]}"],
     }
 

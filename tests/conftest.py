@@ -70,7 +70,7 @@ SMOKE = {"n_per_prompt": 2, "n_eval": 40, "n_samples": 8, "n_prompts": 2, "n_see
 def smoke_book(tmp_path_factory):
     """Every notebook executed at smoke size (summaries in book/summaries of the copy) and the whole book rendered,
     once per session: the notebook tests and the reader tests share it."""
-    from divdistill.book import build_copy
+    from divdistill.book.build import build_copy
 
     dest = tmp_path_factory.mktemp("book")
     build_copy(str(dest), SMOKE)

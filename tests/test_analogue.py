@@ -40,7 +40,7 @@ def _quadrant_layout(images):
 
 
 def test_sdedit_retention_is_one_for_a_model_returning_its_input_layout(random_world):
-    from divdistill.analogue import commit_curve, layout_correlation, retention_curve, sdedit_retention
+    from divdistill.chapters.tiny_world.measure import commit_curve, layout_correlation, retention_curve, sdedit_retention
     from divdistill.tiny.world import sample_scenes
 
     sc = sample_scenes(8, seed=5)
@@ -65,7 +65,7 @@ def test_sdedit_retention_is_one_for_a_model_returning_its_input_layout(random_w
 def test_layout_snr_curves_match_sdxl_under_the_shift():
     import numpy as np
 
-    from divdistill.analogue import layout_snr_curves
+    from divdistill.chapters.tiny_world.measure import layout_snr_curves
     from divdistill.tiny.schedule import SNR_FACTOR
 
     c = layout_snr_curves(SNR_FACTOR)

@@ -4,9 +4,9 @@ import json
 import numpy as np
 import pytest
 
-from divdistill import claims
-from divdistill.book import INSTALL_CELL, execute, input_hash, ledger_markdown, repo_url
-from divdistill.viz import table
+from divdistill.book import claims
+from divdistill.book.build import INSTALL_CELL, execute, input_hash, ledger_markdown, repo_url
+from divdistill.book.viz import table
 
 
 def test_bootstrap_ci_covers_the_mean_and_shrinks_with_n():

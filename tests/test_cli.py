@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from divdistill.cli import generate_csv, parse_plan, read_prompts
+from divdistill.generate import generate_csv, parse_plan, read_prompts
 
 
 def _write_csv(path, prompts, columns=("case_number", "source", "prompt", "evaluation_seed", "coco_id")):
@@ -62,7 +62,7 @@ def test_bad_plan_strings(tiny_world):
 
 
 def test_cli_shard_flag_and_merge_errors(tmp_path, capsys):
-    from divdistill.cli import main
+    from divdistill.generate import main
 
     with pytest.raises(SystemExit):
         main(["--plan", "base", "--csv", "p.csv", "--out", str(tmp_path), "--shard", "1-2"])

@@ -107,7 +107,7 @@ def test_base_lora_loads_into_every_student_and_mismatch_names_keys(committed, r
 
 def test_slider_attribute_is_monotone_over_scales(committed):
     from divdistill.control.registry import adapter_name, lora_dir
-    from divdistill.control.transfer import readout
+    from divdistill.chapters.control.measure import readout
     from divdistill.tiny.evaluator import load_evaluator
 
     name = adapter_name("base", "slider")
@@ -176,8 +176,8 @@ def test_summary_of_the_committed_run_is_finite(committed, tmp_path):
     tests/test_notebooks.py, which executes every notebook)."""
     import math
 
-    from divdistill import claims
-    from divdistill.control.book import load_committed, summary_entries
+    from divdistill.book import claims
+    from divdistill.chapters.control.report import load_committed, summary_entries
 
     path = claims.write_summary("control_transfer", summary_entries(load_committed(committed)["rows"], "tiny"),
                                 str(tmp_path))

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import divdistill as dd
-from divdistill import covariate_shift as cs
+from divdistill.chapters.covariate import shift as cs
 from divdistill.plan import Plan, Step
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
@@ -97,7 +97,7 @@ def test_chapters_run_at_sdxl_on_the_random_fixture(nb, sdxl_runs):
 
 
 def test_teacher_shift_rows_at_the_student_timesteps(tiny_world):
-    from divdistill.covariate_study import TEACHER, teacher_shift
+    from divdistill.chapters.covariate.measure import TEACHER, teacher_shift
 
     feats = lambda x: x.flatten(1)[:, :64]  # noqa: E731  (any feature map; the evaluator is tested elsewhere)
     rows = teacher_shift(tiny_world, feats, "pd", 3, 0)

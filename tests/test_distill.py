@@ -25,7 +25,7 @@ def _early_late(losses, key=None, k=5):
 def test_pd_loss_decreases(teacher_root, tmp_path):
     """On a fixed batch, the trained student's one step matches two teacher steps better than its initialisation."""
     from divdistill.distill.common import guided_eps
-    from divdistill.distill.loop import Teacher
+    from divdistill.distill.trainer import Teacher
     from divdistill.distill.pd import pd_target
     from divdistill.tiny.loader import load_unet
     from divdistill.tiny.world import sample_scenes

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from divdistill.metrics import commit_point
-from divdistill.trajectory import Curves, band, commit, commit_index, commit_t_diff, rebound
+from divdistill.chapters.dt.trajectory import Curves, band, commit, commit_index, commit_t_diff, rebound
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 NB = os.path.join(ROOT, "notebooks")
@@ -74,7 +74,7 @@ def test_chapters_run_at_sdxl_on_the_random_weight_fixture(name, sdxl_runs):
 
 def test_committed_curves_are_used_only_for_the_world_that_made_them(random_world, tmp_path):
     from divdistill import base
-    from divdistill import dt_store as S
+    from divdistill.chapters.dt import store as S
 
     feats = lambda x: torch.nn.functional.adaptive_avg_pool2d(x.float(), 4).flatten(1)  # noqa: E731
     plans = {"base": base(random_world, n=3)}

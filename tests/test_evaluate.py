@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from divdistill.cli import _save_png
+from divdistill.generate import _save_png
 from divdistill.evaluation import core, extractors, scores
 from divdistill.evaluation.cli import main
 from divdistill import metrics as M
@@ -235,7 +235,7 @@ def test_missing_extras_name_the_pip_command(monkeypatch, tmp_path):
         extractors.InceptionExtractor()
     with pytest.raises(extractors.MissingExtraError, match=r'dreamsim.*pip install -e "\.\[sdxl\]"'):
         extractors.DreamSimExtractor()
-    from divdistill.chapter import dreamsim_features
+    from divdistill.book.chapter import dreamsim_features
 
     with pytest.raises(ImportError, match=r'pip install -e "\.\[sdxl\]"'):
         dreamsim_features(torch.zeros(1, 3, 8, 8), {})
@@ -249,7 +249,7 @@ def test_generate_then_evaluate_at_sdxl_scale_on_the_fixture(tmp_path, clip_dir)
     from sdxl_fixture import build_tiny_sdxl
 
     from divdistill import load_world
-    from divdistill.cli import generate_csv, parse_plan
+    from divdistill.generate import generate_csv, parse_plan
 
     world = load_world("sdxl", device="cpu", models=("dmd2",), sources=build_tiny_sdxl(str(tmp_path / "w")))
     rows = [{"case_number": i, "prompt": p, "seed": i} for i, p in enumerate(["a cat", "a dog"] * 2)]

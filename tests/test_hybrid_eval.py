@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import divdistill as dd
-from divdistill import hybrid_stats as S
-from divdistill.claims import verdict
+from divdistill.chapters.hybrid import stats as S
+from divdistill.book.claims import verdict
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 NB = os.path.join(ROOT, "notebooks", "hybrid_diversity.ipynb")
@@ -71,7 +71,7 @@ def world():
 
 
 def test_control_plan_equals_hybrid_with_every_step_given_to_the_base(world):
-    from divdistill.hybrid_plans import rows, students_of
+    from divdistill.chapters.hybrid.plans import rows, students_of
 
     for s in students_of(world):
         n = len(dd.distilled(world, s))
@@ -82,9 +82,9 @@ def test_control_plan_equals_hybrid_with_every_step_given_to_the_base(world):
 
 
 def test_nfe_and_seconds_come_from_the_run_that_made_the_images(world, monkeypatch):
-    from divdistill import hybrid_runs as H
-    from divdistill.chapter import Chapter
-    from divdistill.hybrid_plans import rows
+    from divdistill.chapters.hybrid import runs as H
+    from divdistill.book.chapter import Chapter
+    from divdistill.chapters.hybrid.plans import rows
 
     calls = []
     real_run = H.run_plan

@@ -11,8 +11,8 @@ import re
 import nbformat
 import pytest
 
-from divdistill.book import INSTALL_CELL, declared_parameters, repo_url
-from divdistill.claims import CLAIMS, FIELDS
+from divdistill.book.build import INSTALL_CELL, declared_parameters, repo_url
+from divdistill.book.claims import CLAIMS, FIELDS
 from conftest import SMOKE
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from divdistill.distill.probe import plateau_rows
+from divdistill.chapters.students.report import plateau_rows
 from divdistill.distill.recipes import RECIPES
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from divdistill.cli import generate_csv, merge, parse_plan, read_prompts, shard_rows
+from divdistill.generate import generate_csv, merge, parse_plan, read_prompts, shard_rows
 
 PROMPTS = ["a red circle", "a square", "a blue shape", "a triangle", "a small diamond"]
 PLAN = "distilled:dmd2"
@@ -83,7 +83,7 @@ def test_two_process_accelerate_launch_equals_single_process(single, tmp_path):
         pytest.skip("accelerate's launcher is not installed beside this Python")
     out = str(tmp_path / "out")
     cmd = [accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision",
-           "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port()), "-m", "divdistill.cli",
+           "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port()), "-m", "divdistill.generate",
            "--plan", PLAN, "--csv", _csv(tmp_path / "p.csv"), "--out", out, "--batch", "2", "--device", "cpu"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)

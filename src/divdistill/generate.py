@@ -1,6 +1,6 @@
 """Resumable generation from a prompt CSV (e.g. COCO-30k with its per-row seeds): any plan, either scale, N processes.
 
-Multi-process: `accelerate launch --num_processes N -m divdistill.cli ...` (or torchrun) shards the CSV by row
+Multi-process: `accelerate launch --num_processes N -m divdistill.generate ...` (or torchrun) shards the CSV by row
 (process r takes rows r, r+N, ...); each shard keeps its own manifest and the last shard to finish merges them
 into manifest.json (`--merge` does it by hand). Images depend only on (prompt, seed), so the output equals a
 single-process run's.
@@ -21,7 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import plan as P
-from .provenance import atomic_write_json
+from .io import atomic_write_json
 
 REQUIRED = ("case_number", "prompt", "evaluation_seed")
 PLAN_FORMS = "base | distilled:NAME | hybrid:NAME[:k] | skip_first:NAME[:k]"

@@ -125,3 +125,27 @@ def commit_point(curve: torch.Tensor, fraction, threshold: float) -> torch.Tenso
     last_above = torch.where(above.any(0), (above * torch.arange(1, len(fr) + 1).view(-1, 1)).max(0).values, 0)
     idx = last_above.clamp(max=len(fr) - 1)
     return fr[idx]
+
+
+def median_bandwidth(ref: torch.Tensor) -> float:
+    """The kernel's bandwidth: the median squared distance between reference points (median heuristic)."""
+    d = torch.cdist(ref.double(), ref.double()) ** 2
+    iu = torch.triu_indices(len(ref), len(ref), 1)
+    return float(d[iu[0], iu[1]].median())
+
+
+def mmd2(x: torch.Tensor, y: torch.Tensor, bandwidth: float) -> float:
+    """Unbiased MMD² (Gretton et al. 2012) with the Gaussian kernel k(a, b) = exp(−‖a − b‖² / bandwidth).
+
+    ≈ 0 (and possibly slightly negative) when x and y come from one distribution; > 0 when they differ.
+    """
+    if len(x) < 2 or len(y) < 2:
+        raise ValueError(f"MMD needs >= 2 samples per side, got {len(x)} and {len(y)}")
+    if not bandwidth > 0:
+        raise ValueError(f"bandwidth must be > 0, got {bandwidth}")
+    x, y = x.double(), y.double()
+    kxx, kyy = torch.exp(-torch.cdist(x, x) ** 2 / bandwidth), torch.exp(-torch.cdist(y, y) ** 2 / bandwidth)
+    kxy = torch.exp(-torch.cdist(x, y) ** 2 / bandwidth)
+    n, m = len(x), len(y)
+    return float((kxx.sum() - kxx.diagonal().sum()) / (n * (n - 1)) + (kyy.sum() - kyy.diagonal().sum()) / (m * (m - 1))
+                 - 2 * kxy.mean())

@@ -1,4 +1,4 @@
-"""A resumable training loop: every part's state is checkpointed atomically; a killed run resumes where it stopped."""
+"""The engine's training loop: resumable `fit` (every part checkpointed atomically), optimizer step, EMA, loss records."""
 from __future__ import annotations
 
 import os
@@ -7,7 +7,7 @@ import time
 import torch
 from tqdm.auto import tqdm
 
-from ..provenance import atomic_torch_save
+from .io import atomic_torch_save
 
 
 def fit(out: str, parts: dict, step_fn, steps: int, ckpt_every: int = 100, desc: str = "train",
@@ -73,42 +73,3 @@ def last_mean(losses: list, key: str | None = None, n: int = 50) -> float:
 def step_generator(seed: int, step: int) -> torch.Generator:
     """The per-step random stream: a pure function of (seed, step)."""
     return torch.Generator().manual_seed(seed * 1_000_003 + step)
-
-
-class Teacher:
-    """The frozen tiny teacher + text encoder, and prompt encoding for the trainers."""
-
-    def __init__(self, root: str, device: str = "cpu"):
-        from ..tiny.loader import load_unet
-        from ..tiny.schedule import alphas_cumprod as schedule_alphas_cumprod, load_schedule
-        from ..tiny.text import TextEncoder, Tokenizer
-
-        self.device = torch.device(device)
-        self.unet = load_unet(os.path.join(root, "teacher", "unet"), self.device)
-        self.enc = TextEncoder.load(os.path.join(root, "teacher", "text_encoder")).to(self.device).requires_grad_(False)
-        self.tok = Tokenizer()
-        self.schedule = load_schedule(os.path.join(root, "teacher"))  # students are distilled on the teacher's own
-        self.ac = schedule_alphas_cumprod(self.schedule, self.device)  # ᾱ_t with ᾱ_{-1} = 1 at index -1
-
-    @torch.no_grad()
-    def encode(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        cond = self.enc(self.tok(prompts).to(self.device))  # (B, L, D)
-        return cond, self.enc(self.tok([""] * len(prompts)).to(self.device))
-
-    def eps_fn(self, unet=None, guidance: float = 1.0):
-        """prompts → eps(x, t) of `unet` (default: the teacher) with CFG; the form DDIL's rollouts take."""
-        from .common import guided_eps
-
-        net = self.unet if unet is None else unet
-
-        def for_prompts(prompts):
-            c, u = self.encode(prompts)
-            return lambda x, t: guided_eps(net, x, t, c, u, guidance)
-        return for_prompts
-
-
-def random_prompts(n: int, g: torch.Generator) -> list[str]:
-    """Prompts of n fresh pretraining scenes, drawn from the step's generator."""
-    from ..tiny.world import sample_scenes
-
-    return sample_scenes(n, seed=int(torch.randint(2**31, (1,), generator=g))).prompts

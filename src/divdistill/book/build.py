@@ -16,9 +16,9 @@ import time
 import nbformat
 
 from . import claims
-from .provenance import atomic_write_text
+from ..io import atomic_write_text
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 NOTEBOOKS = os.path.join(ROOT, "notebooks")
 BOOK = os.path.join(ROOT, "book")
 HASHED = ("src", "data")  # a notebook re-executes when these, its source or its parameters change
@@ -189,7 +189,7 @@ def _cell(text) -> str:
 
 def ledger_markdown(summary_dir: str, book_dir: str) -> str:
     """The claims ledger page: one row per claim id, every number read from the chapters' summary files."""
-    from .tiny.loader import DEFAULT_VARIANT
+    from ..tiny.loader import DEFAULT_VARIANT
 
     mark = {True: "✓", False: "✗", None: "–"}
     by_id = claims.collect(summary_dir)

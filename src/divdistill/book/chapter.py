@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 import torch
 
 from . import claims
-from .evaluation.extractors import SDXL_EXTRA, dreamsim_features  # noqa: F401 (re-exported)
-from .worlds import SCALES, load_world
+from ..evaluation.extractors import SDXL_EXTRA, dreamsim_features  # noqa: F401 (re-exported)
+from ..worlds import SCALES, load_world
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 DEFAULT_SUMMARY_DIR = os.path.join(ROOT, "book", "summaries")
 
 
@@ -32,7 +32,7 @@ class Chapter:
         if self.scale != "tiny":
             raise ValueError(f"the tiny evaluator exists only at scale='tiny' (this chapter runs at {self.scale!r})")
         if "evaluator" not in self.extras:
-            from .tiny.evaluator import load_evaluator
+            from ..tiny.evaluator import load_evaluator
 
             self.extras["evaluator"] = load_evaluator(self.world.extras["evaluator_root"]).to(self.world.device)
         return self.extras["evaluator"]
@@ -45,7 +45,7 @@ class Chapter:
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """Perceptual features of images (B, 3, H, W) in [-1, 1] → (B, D): tiny = evaluator, sdxl = DreamSim."""
-        from .metrics import features
+        from ..metrics import features
 
         if self.scale == "tiny":
             return features(self.evaluator, images)

@@ -40,7 +40,7 @@ def adapter_state_dict(unet, name: str) -> dict:
 
 def save_adapter(unet, name: str, folder: str) -> str:
     """Write `folder/pytorch_lora_weights.safetensors` (fp32, atomically); returns the path."""
-    from ..provenance import atomic_save_safetensors
+    from ..io import atomic_save_safetensors
 
     path = os.path.join(folder, WEIGHT_NAME)
     atomic_save_safetensors(adapter_state_dict(unet, name), path, dtype=torch.float32)

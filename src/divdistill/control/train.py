@@ -9,9 +9,9 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
-from ..distill.loop import fit, last_mean, loss_curve, step_generator
+from ..training import fit, last_mean, loss_curve, step_generator
 from ..plan import base, distilled
-from ..provenance import atomic_write_json, provenance
+from ..io import atomic_write_json, provenance
 from ..sampling import generate
 from .adapters import TARGET_MODULES, add_lora, save_adapter
 

@@ -1,17 +1,17 @@
 """Adversarial students: Turbo-like (ADD, Sauer et al. 2023) and Lightning-like (progressive adversarial, Lin et al. 2024)."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..tiny.world import sample_scenes
-from .common import STUDENT_TS, add_noise, clone_unet, ddim_step, save_student, x0_from_eps
-from .loop import Teacher, fit, last_mean, optimizer_step, step_generator
-from .probe import student_probe, training_record
+from ..training import optimizer_step, step_generator
+from .common import STUDENT_TS, add_noise, clone_unet, ddim_step, x0_from_eps
 from .pd import pd_target, trailing_grid
+from .trainer import Student, Teacher, train_student
 
 
 class TeacherFeatureDiscriminator(nn.Module):
@@ -65,8 +65,11 @@ def train_adversarial(root: str, out: str, cfg: AdversarialConfig, device: str =
     """Turbo-like: forward-diffused inputs at the 4 student timesteps, adversarial + score distillation.
     Lightning-like: PD's 32→16→8→4 stages where a conditional discriminator judges one student step against two
     teacher steps (plus the PD regression term)."""
-    torch.manual_seed(cfg.seed)
-    T = Teacher(root, device)
+    return train_student(root, out, cfg, adversarial_student, device, progress, name, probe_n, ckpt_every)
+
+
+def adversarial_student(T: Teacher, cfg: AdversarialConfig) -> Student:
+    """Turbo's/Lightning's parts: student, stage teacher, discriminator, optimizers; its step (hinge GAN + regression)."""
     ac = T.ac
     student, disc = clone_unet(T.unet), TeacherFeatureDiscriminator(clone_unet(T.unet, trainable=False)).to(T.device)
     stage_teacher = clone_unet(T.unet, trainable=False)
@@ -96,19 +99,13 @@ def train_adversarial(root: str, out: str, cfg: AdversarialConfig, device: str =
         return {"gen": loss_g.detach(), "disc": loss_d.detach()}
 
     sched = "EulerAncestralDiscreteScheduler" if cfg.kind == "turbo" else "EulerDiscreteScheduler"
-    probe = student_probe(T, student, name or cfg.kind, sched, STUDENT_TS, n=probe_n,
-                          overrides={"timestep_spacing": "trailing"}) if probe_n else None
     half = total // 2 if cfg.kind == "turbo" else total - cfg.iters // 2  # lightning: half-way through its 4-step stage
-    res = fit(out, {"student": student, "stage_teacher": stage_teacher, "disc": disc, "opt": opt, "opt_d": opt_d},
-              step_fn, total, ckpt_every=ckpt_every, desc=cfg.kind, progress=progress, probe=probe, probe_at=(half,))
-    save_student(out, student, name or cfg.kind, sched, STUDENT_TS, {"kind": "student", "method": cfg.kind,
-                 **asdict(cfg)}, cfg.seed, total, res["wall"],
-                 {"train_loss_gen_last50": last_mean(res["losses"], "gen"),
-                  "train_loss_disc_last50": last_mean(res["losses"], "disc"), **training_record(res, probe, "gen")},
-                 overrides={"timestep_spacing": "trailing"},
-                 notes=("ADD-style: hinge GAN on frozen-teacher features + score distillation" if cfg.kind == "turbo"
-                        else "progressive adversarial: PD stages, conditional discriminator + PD regression"), schedule=T.schedule)
-    return res
+    notes = ("ADD-style: hinge GAN on frozen-teacher features + score distillation" if cfg.kind == "turbo"
+             else "progressive adversarial: PD stages, conditional discriminator + PD regression")
+    return Student(cfg.kind, cfg.kind, student,
+                   {"student": student, "stage_teacher": stage_teacher, "disc": disc, "opt": opt, "opt_d": opt_d},
+                   step_fn, total, half, sched, STUDENT_TS, notes, overrides={"timestep_spacing": "trailing"},
+                   loss_keys=("gen", "disc"))
 
 
 def _turbo_pair(student, T, x0, noise, c, u, cfg, g, ac):

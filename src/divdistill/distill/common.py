@@ -7,7 +7,7 @@ import os
 import torch
 from diffusers import UNet2DConditionModel
 
-from ..provenance import atomic_write_json, provenance
+from ..io import atomic_write_json, provenance
 
 STUDENT_TS = (999, 749, 499, 249)  # DMD2's / Lightning's 4-step schedule
 LCM_TS = (999, 759, 499, 259)  # LCMScheduler's default 4-step grid (50-step skipping grid)

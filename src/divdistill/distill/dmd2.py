@@ -1,15 +1,15 @@
 """DMD2 (Yin et al. 2024): distribution matching with an online fake score and backward simulation, 4 steps."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
-from .common import (STUDENT_TS, add_noise, clone_unet, guided_eps, save_student, x0_from_eps)
+from ..training import optimizer_step, step_generator
+from .common import STUDENT_TS, add_noise, clone_unet, guided_eps, x0_from_eps
 from .ddil import DDILConfig, ReplayBuffer, refresh_buffer, training_batch
-from .loop import Teacher, fit, last_mean, optimizer_step, random_prompts, step_generator
-from .probe import student_probe, training_record
+from .trainer import Student, Teacher, random_prompts, train_student
 
 
 def plain_dmd2_sources() -> DDILConfig:
@@ -52,10 +52,13 @@ def dmd_loss(x_fake, cond, uncond, real, fake, cfg, g, ac, reflected) -> torch.T
 
 
 def train_dmd2(root: str, out: str, cfg: DMD2Config, device: str = "cpu", progress: bool = True,
-              name: str | None = None, probe_n: int = 0, ckpt_every: int = 50) -> dict:
+               name: str | None = None, probe_n: int = 0, ckpt_every: int = 50) -> dict:
     """Distribution-matching distillation of the tiny teacher into a 4-step generator (999/749/499/249)."""
-    torch.manual_seed(cfg.seed)
-    T = Teacher(root, device)
+    return train_student(root, out, cfg, dmd2_student, device, progress, name, probe_n, ckpt_every)
+
+
+def dmd2_student(T: Teacher, cfg: DMD2Config) -> Student:
+    """DMD2's parts: generator, fake score, their optimizers, the backward-simulation buffer; its step (DMD Eq. 7)."""
     ac = T.ac
     gen, fake = clone_unet(T.unet), clone_unet(T.unet)
     opt_g = torch.optim.AdamW(gen.parameters(), lr=cfg.lr_gen, weight_decay=0.0, betas=(0.0, 0.999))
@@ -64,7 +67,7 @@ def train_dmd2(root: str, out: str, cfg: DMD2Config, device: str = "cpu", progre
 
     t_eps, s_eps = T.eps_fn(guidance=cfg.real_guidance), T.eps_fn(gen)  # DDIL's teacher and student rollouts
 
-    def step_fn(step: int) -> float:
+    def step_fn(step: int) -> dict:
         g = step_generator(cfg.seed, step)
         if step % cfg.ddil.refresh_every == 0:  # backward simulation (and teacher rollouts with DDIL)
             gen.eval()
@@ -85,16 +88,7 @@ def train_dmd2(root: str, out: str, cfg: DMD2Config, device: str = "cpu", progre
             fake_losses.append(loss_f.detach())
         return {"gen": loss_g.detach(), "fake": torch.stack(fake_losses).mean()}
 
-    ddil = cfg.ddil.priors[0] + cfg.ddil.priors[1] > 0
-    name = name or "dmd2" + ("_ddil" if ddil else "") + ("_reflected" if refl else "")
-    probe = student_probe(T, gen, name, "LCMScheduler", STUDENT_TS, n=probe_n) if probe_n else None
-    res = fit(out, {"gen": gen, "fake": fake, "opt_g": opt_g, "opt_f": opt_f, "buffer": buffer}, step_fn, cfg.iters,
-              ckpt_every=ckpt_every, desc="dmd2" + ("+ddil" if ddil else ""), progress=progress, probe=probe,
-              probe_at=(cfg.iters // 2,))
-    save_student(out, gen, name, "LCMScheduler", STUDENT_TS, {"kind": "student", "method": "dmd2", **asdict(cfg)},
-                 cfg.seed, cfg.iters, res["wall"],
-                 {"train_loss_gen_last50": last_mean(res["losses"], "gen"),
-                  "train_loss_fake_last50": last_mean(res["losses"], "fake"),
-                  **training_record(res, probe, "gen")},
-                 notes="DMD2 without the GAN head; LCMScheduler on 999/749/499/249 as DMD2's SDXL release", schedule=T.schedule)
-    return res
+    return Student("dmd2", "dmd2", gen, {"gen": gen, "fake": fake, "opt_g": opt_g, "opt_f": opt_f, "buffer": buffer},
+                   step_fn, cfg.iters, cfg.iters // 2, "LCMScheduler", STUDENT_TS,
+                   "DMD2 without the GAN head; LCMScheduler on 999/749/499/249 as DMD2's SDXL release",
+                   ddil=cfg.ddil, loss_keys=("gen", "fake"))

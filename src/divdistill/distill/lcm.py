@@ -1,15 +1,15 @@
 """Latent consistency distillation (Luo et al. 2023): skipping-step guided DDIM teacher, EMA target, LCM boundary."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
-from .common import LCM_TS, clone_unet, ddim_step, guided_eps, save_student, x0_from_eps
+from ..training import ema_update, optimizer_step, step_generator
+from .common import LCM_TS, clone_unet, ddim_step, guided_eps, x0_from_eps
 from .ddil import DDILConfig, ReplayBuffer, refresh_buffer, training_batch
-from .loop import Teacher, ema_update, fit, last_mean, optimizer_step, random_prompts, step_generator
-from .probe import student_probe, training_record
+from .trainer import Student, Teacher, random_prompts, train_student
 
 SKIP = 20  # 50-step skipping grid, as LCMScheduler's original_inference_steps=50
 GRID = list(range(999, 0, -SKIP))  # 999, 979, ..., 19
@@ -45,8 +45,11 @@ class LCMConfig:
 def train_lcm(root: str, out: str, cfg: LCMConfig, device: str = "cpu", progress: bool = True,
               name: str | None = None, probe_n: int = 0, ckpt_every: int = 100) -> dict:
     """Consistency-distil the tiny teacher into a 4-step LCM student (LCMScheduler, 999/759/499/259)."""
-    torch.manual_seed(cfg.seed)
-    T = Teacher(root, device)
+    return train_student(root, out, cfg, lcm_student, device, progress, name, probe_n, ckpt_every)
+
+
+def lcm_student(T: Teacher, cfg: LCMConfig) -> Student:
+    """LCM's parts: student, EMA target, optimizer, DDIL buffer; its step (the consistency loss, LCM Eq. 9)."""
     ac = T.ac
     student, target = clone_unet(T.unet), clone_unet(T.unet, trainable=False)
     opt = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=0.0)
@@ -55,7 +58,7 @@ def train_lcm(root: str, out: str, cfg: LCMConfig, device: str = "cpu", progress
 
     t_eps, s_eps = T.eps_fn(guidance=cfg.teacher_guidance), T.eps_fn(student)  # DDIL's teacher and student rollouts
 
-    def step_fn(step: int) -> float:
+    def step_fn(step: int) -> torch.Tensor:
         g = step_generator(cfg.seed, step)
         if cfg.ddil.enabled and step % cfg.ddil.refresh_every == 0:  # student unrolled on its own 4-step schedule
             student.eval()
@@ -75,13 +78,7 @@ def train_lcm(root: str, out: str, cfg: LCMConfig, device: str = "cpu", progress
         ema_update(target.parameters(), student.parameters(), cfg.ema)
         return loss.detach()
 
-    name = name or "lcm" + ("_ddil" if cfg.ddil.enabled else "") + ("_reflected" if refl else "")
-    probe = student_probe(T, student, name, "LCMScheduler", LCM_TS, n=probe_n) if probe_n else None
-    res = fit(out, {"student": student, "target": target, "opt": opt, "buffer": buffer}, step_fn, cfg.iters,
-              ckpt_every=ckpt_every, desc="lcm" + ("+ddil" if cfg.ddil.enabled else ""), progress=progress,
-              probe=probe, probe_at=(cfg.iters // 2,))
-    save_student(out, student, name, "LCMScheduler", LCM_TS,
-                 {"kind": "student", "method": "lcm", **asdict(cfg)}, cfg.seed, cfg.iters, res["wall"],
-                 {"train_loss_last50": last_mean(res["losses"]), **training_record(res, probe)},
-                 notes=f"LCM, skipping-step DDIM teacher (k={SKIP}, w={cfg.teacher_guidance}), EMA {cfg.ema}", schedule=T.schedule)
-    return res
+    return Student("lcm", "lcm", student, {"student": student, "target": target, "opt": opt, "buffer": buffer},
+                   step_fn, cfg.iters, cfg.iters // 2, "LCMScheduler", LCM_TS,
+                   f"LCM, skipping-step DDIM teacher (k={SKIP}, w={cfg.teacher_guidance}), EMA {cfg.ema}",
+                   ddil=cfg.ddil)

@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 
-from .common import clone_unet, ddim_step, save_student, x0_from_eps
+from ..training import optimizer_step, step_generator
+from .common import clone_unet, ddim_step, x0_from_eps
 from .ddil import DDILConfig, ReplayBuffer, refresh_buffer, training_batch
-from .loop import Teacher, fit, last_mean, optimizer_step, random_prompts, step_generator
-from .probe import student_probe, training_record
+from .trainer import Student, Teacher, random_prompts, train_student
 
 
 def trailing_grid(n: int) -> list[int]:
@@ -52,8 +52,11 @@ def pd_target(x_t, t, t_mid, t_next, teacher_eps, ac, reflected: bool) -> torch.
 def train_pd(root: str, out: str, cfg: PDConfig, device: str = "cpu", progress: bool = True,
              name: str | None = None, probe_n: int = 0, ckpt_every: int = 100) -> dict:
     """Distil the tiny teacher 32 → 16 → 8 → 4 steps (optionally with DDIL's training distribution)."""
-    torch.manual_seed(cfg.seed)
-    T = Teacher(root, device)
+    return train_student(root, out, cfg, pd_student, device, progress, name, probe_n, ckpt_every)
+
+
+def pd_student(T: Teacher, cfg: PDConfig) -> Student:
+    """PD's parts: student, the stage's teacher, optimizer, DDIL buffer; its step (PD Alg. 2's SNR-weighted MSE)."""
     ac = T.ac
     student, stage_teacher = clone_unet(T.unet), clone_unet(T.unet, trainable=False)
     opt = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=0.0)
@@ -92,16 +95,9 @@ def train_pd(root: str, out: str, cfg: PDConfig, device: str = "cpu", progress: 
         optimizer_step(opt, loss, student.parameters(), clip=1.0)
         return loss.detach()
 
-    name = name or "pd" + ("_ddil" if cfg.ddil.enabled else "") + ("_reflected" if cfg.ddil.reflected else "")
     # PD's student is a 4-step model only in its last stage: probe half-way through that stage and at the end
-    probe = student_probe(T, student, name, "DDIMScheduler", trailing_grid(cfg.final_steps), n=probe_n,
-                          overrides={"timestep_spacing": "trailing"}) if probe_n else None
-    res = fit(out, {"student": student, "stage_teacher": stage_teacher, "opt": opt, "buffer": buffer}, step_fn,
-              total, ckpt_every=ckpt_every, desc="pd" + ("+ddil" if cfg.ddil.enabled else ""), progress=progress,
-              probe=probe, probe_at=(total - cfg.iters_per_stage // 2,))
-    save_student(out, student, name, "DDIMScheduler", trailing_grid(cfg.final_steps),
-                 {"kind": "student", "method": "progressive_distillation", **asdict(cfg)}, cfg.seed, total,
-                 res["wall"], {"train_loss_last50": last_mean(res["losses"]), **training_record(res, probe)},
-                 overrides={"timestep_spacing": "trailing"},
-                 notes=f"PD {cfg.start_steps}→{cfg.final_steps} steps, guided teacher (w={cfg.teacher_guidance})", schedule=T.schedule)
-    return res
+    return Student("progressive_distillation", "pd", student,
+                   {"student": student, "stage_teacher": stage_teacher, "opt": opt, "buffer": buffer}, step_fn, total,
+                   total - cfg.iters_per_stage // 2, "DDIMScheduler", trailing_grid(cfg.final_steps),
+                   f"PD {cfg.start_steps}→{cfg.final_steps} steps, guided teacher (w={cfg.teacher_guidance})",
+                   ddil=cfg.ddil, overrides={"timestep_spacing": "trailing"})

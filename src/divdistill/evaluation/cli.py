@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from ..provenance import atomic_write_json, provenance
+from ..io import atomic_write_json, provenance
 from . import scores as S
 from .extractors import MissingExtraError
 from .core import (TABLE3_PROMPTS, evaluate_run, reference, sdxl_suite, table2_markdown, tiny_suite,
@@ -48,7 +48,7 @@ def main(argv=None) -> int:
         return 0
     if a.write_diversity_csv:
         if a.prompts is None:
-            from ..tiny.report import EVAL_PROMPTS
+            from ..tiny.quality import EVAL_PROMPTS
 
             a.prompts = list(EVAL_PROMPTS if a.scale == "tiny" else TABLE3_PROMPTS)
         print(write_diversity_csv(a.write_diversity_csv, a.prompts, a.per_prompt))

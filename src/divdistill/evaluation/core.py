@@ -125,7 +125,7 @@ def table2_markdown(results: dict, scale: str, ref_note: str) -> str:
 
 def write_tiny_reference(folder: str, n: int, seed: int = 0) -> str:
     """The tiny COCO analogue: n real scenes as PNGs in `folder` plus `folder`/prompts.csv of their captions."""
-    from ..cli import _save_png
+    from ..generate import _save_png
     from ..tiny.world import sample_scenes
 
     sc = sample_scenes(n, seed=seed)

@@ -111,7 +111,7 @@ def adherence_percent(preds: dict, prompts: list[str]) -> float:
 
 def diversity(feats: torch.Tensor, prompts: list[str]) -> dict:
     """Table 3: mean pairwise distance per prompt (prompts with ≥ 2 images), their mean and a bootstrap CI."""
-    from ..claims import bootstrap
+    from ..stats import bootstrap
 
     counts = Counter(prompts)
     keep = [i for i, p in enumerate(prompts) if counts[p] >= 2]  # a prompt with one image has no pairs

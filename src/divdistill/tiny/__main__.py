@@ -61,7 +61,7 @@ def main(argv=None) -> int:
                             ema=a.ema, ckpt_every=a.ckpt_every)
         probe = None
         if a.probe_n:
-            from ..distill.probe import teacher_probe
+            from .quality import teacher_probe
 
             probe = teacher_probe(a.probe_n, n_div=5)  # 50-step plans are costly on a CPU: 5 per EVAL_PROMPT
         res = train_teacher(a.out or os.path.join(variant_dir(a.variant), "teacher"), cfg, device=dev, probe=probe,
@@ -71,7 +71,7 @@ def main(argv=None) -> int:
 
         res = train_evaluator(a.out, EvaluatorConfig(steps=a.steps, seed=a.seed), device=dev)
     else:
-        from .report import evaluate_world
+        from .quality import evaluate_world
 
         from .loader import variant_dir
 

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..provenance import atomic_save_safetensors, atomic_write_json, provenance
+from ..io import atomic_save_safetensors, atomic_write_json, provenance
 from .world import COLOR_NAMES, POS_RANGE, SHAPES, SIZE_RANGE, SMALL_LARGE_SPLIT, STYLES, parse_prompt, sample_scenes
 
 HEADS = {"shape": len(SHAPES), "color": len(COLOR_NAMES), "bg": 2, "style": len(STYLES)}
@@ -95,7 +95,7 @@ def evaluator_loss(model: Evaluator, sc) -> torch.Tensor:
 
 def train_evaluator(out: str, cfg: EvaluatorConfig, device: str = "cpu", progress: bool = True) -> dict:
     """Train (or resume) the evaluator on generator scenes of every shape and style; writes weights + provenance."""
-    from ..distill.loop import fit, optimizer_step
+    from ..training import fit, optimizer_step
 
     torch.manual_seed(cfg.seed)
     model = Evaluator(cfg.width).to(device)

@@ -1,14 +1,17 @@
-"""`evaluate`: measure the evaluator and the teacher on ≥ 1,000 samples and record the numbers in their provenance."""
+"""The tiny world's quality measurements: `evaluate` (evaluator and teacher on ≥ 1,000 samples, into provenance), one
+plan's FID_tiny/adherence/PRDC/diversity, and the cheap probes the trainers take half-way."""
 from __future__ import annotations
 
+import copy
 import os
+import statistics
 import time
 
 import torch
 
 from .. import metrics as M
 from ..plan import base
-from ..provenance import update_metrics
+from ..io import update_metrics
 from ..sampling import generate
 from .evaluator import evaluator_accuracy, load_evaluator
 from .world import sample_scenes, scenes_for_prompt
@@ -73,3 +76,38 @@ def evaluate_world(root: str, n: int = 1000, seed: int = 1234, device: str = "cp
     res["diversity_ratio_teacher_over_data"] = res["diversity_teacher_mean"] / res["diversity_data_mean"]
     update_metrics(os.path.join(root, "teacher", "provenance.json"), res)
     return {"evaluator": ev_metrics, "teacher": res}
+
+
+def evaluate_plan(world, plan, evaluator, n: int, seed: int, n_div: int = 10) -> dict:
+    """FID_tiny, adherence and PRDC against data for the same prompts; per-prompt pairwise diversity."""
+    real = sample_scenes(n, seed=50_000 + seed)
+    fake = generate(world, plan, real.prompts, [seed * 100_000 + i for i in range(n)], batch_size=128).images
+    fr, ff = M.features(evaluator, real.images), M.features(evaluator, fake)
+    ps = [p for p in EVAL_PROMPTS for _ in range(n_div)]
+    div_imgs = generate(world, plan, ps, [seed * 100_000 + 90_000 + i for i in range(len(ps))], batch_size=128).images
+    div = per_prompt_diversity(evaluator, div_imgs, ps)
+    return {"fid": M.fid(evaluator, real.images, fake), "adherence": M.adherence(evaluator, fake, real.prompts)["adherence"],
+            **M.prdc(fr, ff), "diversity": sum(div.values()) / len(div)}
+
+
+def quick_eval(world, plan, n: int = 200, seeds=(0, 1, 2), n_div: int = 10) -> dict:
+    """FID_tiny and EVAL_PROMPTS diversity of a plan: mean and seed-to-seed std over `seeds` (n samples each)."""
+    ev = load_evaluator(world.extras["evaluator_root"]).to(world.device)
+    per = [evaluate_plan(world, plan, ev, n, s, n_div=n_div) for s in seeds]
+    out = {"n": n, "seeds": len(seeds)}
+    for k in ("fid", "diversity", "adherence"):
+        vals = [r[k] for r in per]
+        out[k], out[f"{k}_std"] = statistics.mean(vals), statistics.stdev(vals) if len(vals) > 1 else 0.0
+    return out
+
+
+def teacher_probe(n: int = 200, seeds=(0, 1, 2), n_div: int = 10):
+    """probe(ema_unet, ema_enc, schedule) for train_teacher: the teacher's 50-step plan on a fp32 copy."""
+    def probe(unet, enc, schedule):
+        from .loader import world_from_models
+
+        dev = next(unet.parameters()).device
+        w = world_from_models(copy.deepcopy(unet).float(), copy.deepcopy(enc).float().eval(), schedule, dev)
+        with torch.no_grad():
+            return quick_eval(w, base(w), n, seeds, n_div)
+    return probe

@@ -71,7 +71,7 @@ def alphas_cumprod(config: dict, device="cpu") -> torch.Tensor:
 
 def save_schedule(folder: str, config: dict) -> None:
     """Write `folder/scheduler.json`: the schedule a model was trained on travels with it."""
-    from ..provenance import atomic_write_json
+    from ..io import atomic_write_json
 
     atomic_write_json(os.path.join(folder, SCHEDULE_FILE), config)
 

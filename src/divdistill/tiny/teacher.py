@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler, UNet2DConditionModel
 
-from ..provenance import atomic_write_json, provenance
+from ..io import atomic_write_json, provenance
 from .schedule import diffusers_config, save_schedule, scheduler_config
 from .text import TextEncoder, Tokenizer
 from .world import RES, sample_scenes
@@ -64,7 +64,7 @@ def train_teacher(out: str, cfg: TeacherConfig, device: str = "cpu", progress: b
                   probe_at=()) -> dict:
     """Train (or resume) the tiny teacher and its text encoder; writes `out/unet`, `out/text_encoder`, its schedule and
     provenance. `probe(ema_unet, ema_enc, schedule)` → metrics runs at the steps in `probe_at` (and at the end)."""
-    from ..distill.loop import ema_update, fit, loss_curve, optimizer_step
+    from ..training import ema_update, fit, loss_curve, optimizer_step
 
     torch.manual_seed(cfg.seed)
     unet = UNet2DConditionModel(**unet_config(cfg.width, cfg.text_dim)).to(device)

@@ -60,7 +60,7 @@ class TextEncoder(nn.Module):
         return self.norm(self.body(h))
 
     def save(self, path: str) -> None:
-        from ..provenance import atomic_save_safetensors, atomic_write_json
+        from ..io import atomic_save_safetensors, atomic_write_json
 
         atomic_save_safetensors(self.state_dict(), os.path.join(path, "text_encoder.safetensors"))
         atomic_write_json(os.path.join(path, "text_encoder.json"), {**self.config, "vocab": list(VOCAB)})

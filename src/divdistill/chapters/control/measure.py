@@ -8,10 +8,10 @@ import time
 import numpy as np
 import torch
 
-from .. import claims
-from ..plan import base, distilled, hybrid, with_adapters
-from ..sampling import generate
-from .registry import ALL, TABLE_TARGETS, adapter_name, lora_dir, loras_root
+from ...book import claims
+from ...plan import base, distilled, hybrid, with_adapters
+from ...sampling import generate
+from ...control.registry import ALL, TABLE_TARGETS, adapter_name, lora_dir, loras_root
 
 FRACTION = 0.5  # C1 holds when every student's effect is ≥ this fraction of source→source (fixed before any result)
 GEN_STEPS = 20  # base steps for every Table-1 generation (DDIM trailing, CFG 4); students run their own 4
@@ -39,7 +39,7 @@ PAPER_TABLE1 = {"style": ("Watercolor style", {"base": 34.3, "dmd2": 31.4, "lcm"
 @torch.no_grad()
 def attribute(evaluator, images: torch.Tensor, control: str) -> np.ndarray:
     """The evaluator's readout of a control's attribute per image: P(outlined), P(star), size in px, P(light bg)."""
-    from ..tiny.world import BACKGROUNDS, SHAPES, STYLES
+    from ...tiny.world import BACKGROUNDS, SHAPES, STYLES
 
     images = images.clamp(-1, 1)
     if control == "slider":
@@ -73,7 +73,7 @@ class Cache:
         if key not in self.data:
             self.data[key] = [float(v) for v in fn()]
             if self.path:
-                from ..provenance import atomic_write_json
+                from ...io import atomic_write_json
 
                 atomic_write_json(self.path, self.data)
         return np.array(self.data[key])
@@ -108,7 +108,7 @@ def transfer_rows(world, evaluator, n_seeds: int, targets=TABLE_TARGETS, log=pri
     without, rows = {}, []
     for source, control in ALL:
         name = adapter_name(source, control)
-        from .adapters import load_controls
+        from ...control.adapters import load_controls
 
         load_controls(world, lora_dir(world, source, control), name, models=targets)
         order = [source] + [t for t in targets if t != source]
@@ -183,8 +183,8 @@ def c1_verdicts(rows: list[dict], fraction: float = FRACTION) -> dict:
 
 def evaluate_all(world, n_seeds: int = 5, log=print) -> str:
     """The committed numbers: Table-1 analogue both ways, slider sweeps, late start, composition → transfer.json."""
-    from ..provenance import atomic_write_json, provenance
-    from ..tiny.evaluator import load_evaluator
+    from ...io import atomic_write_json, provenance
+    from ...tiny.evaluator import load_evaluator
 
     t0 = time.time()
     ev = load_evaluator(world.extras["evaluator_root"]).to(world.device)
@@ -200,7 +200,7 @@ def evaluate_all(world, n_seeds: int = 5, log=print) -> str:
     res["provenance"] = provenance(meta, 0, 0, time.time() - t0, {})
     path = os.path.join(loras_root(world), "transfer.json")
     atomic_write_json(path, res)
-    from ..provenance import update_metrics
+    from ...io import update_metrics
 
     for r in rows:  # each LoRA's provenance records its measured effect on the model it was trained on
         if r["target"] == r["source"]:

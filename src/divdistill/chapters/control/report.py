@@ -5,10 +5,10 @@ import json
 import os
 from dataclasses import dataclass, field
 
-from .. import claims
-from ..plan import hybrid, with_adapters
-from ..sampling import generate
-from .transfer import (ATTRIBUTE, EVAL_PROMPTS, FRACTION, PAPER_TABLE1, attribute, c1_verdicts, effect_row,
+from ...book import claims
+from ...plan import hybrid, with_adapters
+from ...sampling import generate
+from .measure import (ATTRIBUTE, EVAL_PROMPTS, FRACTION, PAPER_TABLE1, attribute, c1_verdicts, effect_row,
                        model_plan)
 
 
@@ -32,8 +32,8 @@ class Control:
 
 def tiny_controls(ch) -> list[Control]:
     """The committed tiny LoRAs trained on the base, loaded into the base and every Table-1 student."""
-    from .adapters import load_controls
-    from .registry import ALL, TABLE_TARGETS, adapter_name, lora_dir
+    from ...control.adapters import load_controls
+    from ...control.registry import ALL, TABLE_TARGETS, adapter_name, lora_dir
 
     out, models = [], [m for m in TABLE_TARGETS if m in ch.world.names]
     for source, control in ALL:
@@ -48,7 +48,7 @@ def tiny_controls(ch) -> list[Control]:
 
 def sdxl_controls(ch, spec: dict, prompts) -> list[Control]:
     """Public SDXL LoRAs/sliders from {label: [hub id or path, weight name, concept text, "lora"|"slider"]}."""
-    from .public import clip_scores, load_public_control
+    from ...control.public import clip_scores, load_public_control
 
     out = []
     for i, (label, (src, weight, text, kind)) in enumerate(spec.items()):
@@ -73,7 +73,7 @@ def figure2(ch, controls, models, n: int, steps: int | None = None):
     """Figure 2: rows are controls (without / with), columns the base and each student, the same seeds."""
     import matplotlib.pyplot as plt
 
-    from ..viz import grid
+    from ...book.viz import grid
 
     fig, axes = plt.subplots(2 * len(controls), len(models), squeeze=False,
                              figsize=(1.0 + 0.75 * n * len(models), 0.9 * 2 * len(controls) + 0.8))
@@ -162,12 +162,12 @@ def table_rows(rows: list[dict], source: str) -> list[dict]:
 
 
 def load_committed(world) -> dict:
-    """The committed Table-1 analogue (python -m divdistill.control evaluate) of this world variant."""
-    from .registry import loras_root
+    """The committed Table-1 analogue (python -m divdistill.chapters.control) of this world variant."""
+    from ...control.registry import loras_root
 
     path = os.path.join(loras_root(world), "transfer.json")
     if not os.path.exists(path):
-        raise FileNotFoundError(f"no {path}: run `python -m divdistill.control train-all` then `... evaluate`")
+        raise FileNotFoundError(f"no {path}: run `python -m divdistill.control train-all` then `python -m divdistill.chapters.control`")
     with open(path) as f:
         return json.load(f)
 

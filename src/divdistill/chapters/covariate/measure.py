@@ -1,6 +1,6 @@
 """DDIL Table 9 and Sec. 5.2 measured in the tiny world: the β sweep, the switches and the shift, per seed (CLI + JSON).
 
-    python -m divdistill.covariate_study --n 96 --seeds 0 1 2 --out data/tiny/sd-schedule/covariate_shift.json
+    python -m divdistill.chapters.covariate --n 96 --seeds 0 1 2 --out data/tiny/sd-schedule/covariate_shift.json
 """
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ import time
 import numpy as np
 import torch
 
-from . import covariate_shift as cs
-from . import metrics as M
-from .plan import distilled
-from .provenance import atomic_write_json, provenance
-from .sampling import run_plan
+from . import shift as cs
+from ... import metrics as M
+from ...plan import distilled
+from ...io import atomic_write_json, provenance
+from ...sampling import run_plan
 
 SHIFT_PAIRS = (("pd", "pd_ddil"), ("lcm", "lcm_ddil"), ("dmd2", "dmd2_ddil"))  # (plain, DDIL) students
 
@@ -40,7 +40,7 @@ def _metrics(real_f, fake_f, adh, teacher_f, bw) -> dict:
 def seed_record(world, evaluator, teacher: str, student: str, n: int, seed: int, k: int = 8, batch_size: int = 64,
                 progress=print) -> dict:
     """One seed of Table 9: n data prompts, every β and switch pattern per image, metrics against n data images."""
-    from .tiny.world import sample_scenes
+    from ...tiny.world import sample_scenes
 
     real = sample_scenes(n, seed=50_000 + seed)
     prompts, seeds = real.prompts, [seed * 100_000 + i for i in range(n)]
@@ -85,7 +85,7 @@ def seed_record(world, evaluator, teacher: str, student: str, n: int, seed: int,
 def shift_profile(world, features, models, n: int, seed: int, batch_size: int = 64) -> list[dict]:
     """The shift at each student timestep: MMD² between the x_t a model meets in its own rollouts and forward-diffused
     data x_t at that t (same prompts), on evaluator features and on pooled pixels; plus the data-vs-data null."""
-    from .tiny.world import sample_scenes
+    from ...tiny.world import sample_scenes
 
     real, other = sample_scenes(n, seed=70_000 + seed), sample_scenes(n, seed=80_000 + seed)
     seeds = [seed * 100_000 + 50_000 + i for i in range(n)]
@@ -113,7 +113,7 @@ TEACHER = "teacher (32 steps)"
 def teacher_shift(world, features, student: str, n: int, seed: int, k: int = 8, batch_size: int = 64) -> list[dict]:
     """The same statistic for the teacher's own 32-step rollouts on the DDIM solver, at the student's timesteps, on
     the prompts and noise of `shift_profile` (Sec. 3: the shift should be larger for the few-step student)."""
-    from .tiny.world import sample_scenes
+    from ...tiny.world import sample_scenes
 
     real, grid = sample_scenes(n, seed=70_000 + seed), world.spec(student).default_timesteps()
     seeds, ac = [seed * 100_000 + 50_000 + i for i in range(n)], cs.alphas_cumprod(world)
@@ -129,7 +129,7 @@ def teacher_shift(world, features, student: str, n: int, seed: int, k: int = 8, 
 
 def add_teacher_shift(out: str, device: str = "cpu", batch_size: int = 64, progress=print) -> dict:
     """Add the teacher's shift rows to a committed study (same seeds and sizes); rewrites `out` atomically."""
-    from .chapter import open_chapter
+    from ...book.chapter import open_chapter
 
     with open(out) as f:
         study = json.load(f)
@@ -156,7 +156,7 @@ def _shift(features, x, data) -> dict:
 def run(out: str, n: int = 96, seeds=(0, 1, 2), n_shift: int = 256, k: int = 8, variant: str | None = None,
         device: str = "cpu", batch_size: int = 64, progress=print) -> dict:
     """Every seed's Table 9 record and shift profile; resumes from `out`.partial after a kill; writes `out` atomically."""
-    from .chapter import open_chapter
+    from ...book.chapter import open_chapter
 
     ch = open_chapter("covariate_study", "tiny", device, variant=variant) if variant else \
         open_chapter("covariate_study", "tiny", device)
@@ -203,7 +203,3 @@ def main(argv=None) -> None:
         add_teacher_shift(a.out, a.device)
     else:
         run(a.out, a.n, a.seeds, a.n_shift, a.k, a.variant, a.device)
-
-
-if __name__ == "__main__":
-    main()

@@ -6,8 +6,8 @@ import os
 
 import numpy as np
 
-from . import covariate_shift as cs
-from .covariate_study import SHIFT_PAIRS, TEACHER
+from . import shift as cs
+from .measure import SHIFT_PAIRS, TEACHER
 
 
 def study_path(world) -> str:
@@ -23,14 +23,14 @@ def load_study(path: str) -> dict | None:
 
 
 def _est(values):
-    from .claims import bootstrap
+    from ...book.claims import bootstrap
 
     return bootstrap([v for v in values if v == v])
 
 
 def beta_rows(study: dict) -> list[dict]:
     """Table 9 (β sweep): per β, mean [95% CI over seeds] of FID_tiny, adherence, MMD² to data, distance to the teacher."""
-    from .paper import DDIL_TABLE9_BETA
+    from ...paper import DDIL_TABLE9_BETA
 
     rows = []
     for b in cs.BETAS:
@@ -44,7 +44,7 @@ def beta_rows(study: dict) -> list[dict]:
 
 def switch_rows(study: dict) -> list[dict]:
     """Table 9 (switches): per switch, the pattern, NFE and the same metrics, paper numbers beside."""
-    from .paper import DDIL_TABLE9_SWITCH
+    from ...paper import DDIL_TABLE9_SWITCH
 
     rows = []
     for name, (pf, pc) in DDIL_TABLE9_SWITCH.items():
@@ -78,7 +78,7 @@ def d1_effects(study: dict) -> dict:
 
 def d1_entries(study: dict, scale: str = "tiny") -> list[dict]:
     """D1's summary entries; `holds` from `claims.verdict` on the CIs of `d1_effects`."""
-    from .claims import all_hold, entry, verdict
+    from ...book.claims import all_hold, entry, verdict
 
     e, n = d1_effects(study), study["config"]["n"] * len(study["per_seed"])
     where = f"{study['config'].get('variant')} world, {len(study['per_seed'])} seeds × {study['config']['n']} images"
@@ -111,7 +111,7 @@ def shift_rows(study: dict) -> list[dict]:
 def shift_effects(study: dict) -> list[dict]:
     """DDIL − plain MMD² (features) per timestep, paired by seed (same prompts and noise): < 0 = less shift; and
     student − teacher (the teacher's own 32-step rollouts, when the study has them): > 0 = the student meets more."""
-    from .claims import bootstrap_diff
+    from ...book.claims import bootstrap_diff
 
     out = []
     for plain, ddil in (*SHIFT_PAIRS, (TEACHER, "pd"), (TEACHER, "pd_ddil")):
@@ -133,7 +133,7 @@ def estimates(study: dict, part: str, metric: str) -> dict:
 
 def reading(study: dict) -> str:
     """One paragraph that reads D1's effects and the shift off the committed study (no numbers typed by hand)."""
-    from .claims import verdict
+    from ...book.claims import verdict
 
     e = d1_effects(study)
     side = {True: "below zero", False: "above zero", None: "straddling zero"}

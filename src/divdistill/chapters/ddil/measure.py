@@ -6,27 +6,15 @@ import statistics
 import time
 
 
-from .. import metrics as M
-from ..plan import base, distilled
-from ..provenance import update_metrics
-from ..sampling import generate
-from ..tiny.evaluator import load_evaluator
-from ..tiny.report import EVAL_PROMPTS, per_prompt_diversity
-from ..tiny.world import sample_scenes
+from ... import metrics as M
+from ...plan import base, distilled
+from ...io import update_metrics
+from ...sampling import generate
+from ...tiny.evaluator import load_evaluator
+from ...tiny.quality import evaluate_plan
+from ...tiny.world import sample_scenes
 
 COLUMNS = ("fid", "adherence", "precision", "recall", "density", "coverage", "diversity")
-
-
-def evaluate_plan(world, plan, evaluator, n: int, seed: int, n_div: int = 10) -> dict:
-    """FID_tiny, adherence and PRDC against data for the same prompts; per-prompt pairwise diversity."""
-    real = sample_scenes(n, seed=50_000 + seed)
-    fake = generate(world, plan, real.prompts, [seed * 100_000 + i for i in range(n)], batch_size=128).images
-    fr, ff = M.features(evaluator, real.images), M.features(evaluator, fake)
-    ps = [p for p in EVAL_PROMPTS for _ in range(n_div)]
-    div_imgs = generate(world, plan, ps, [seed * 100_000 + 90_000 + i for i in range(len(ps))], batch_size=128).images
-    div = per_prompt_diversity(evaluator, div_imgs, ps)
-    return {"fid": M.fid(evaluator, real.images, fake), "adherence": M.adherence(evaluator, fake, real.prompts)["adherence"],
-            **M.prdc(fr, ff), "diversity": sum(div.values()) / len(div)}
 
 
 def evaluate_students(world, names=None, n: int = 1000, seeds=(0, 1, 2), write: bool = True, progress=print) -> list[dict]:

@@ -8,7 +8,7 @@ import os
 
 import torch
 
-from .claims import Estimate, all_hold, bootstrap_diff, entry, verdict
+from ...book.claims import Estimate, all_hold, bootstrap_diff, entry, verdict
 
 COLUMNS = ("fid", "adherence", "precision", "recall", "density", "coverage", "diversity")
 ORDER = ("pd", "pd_ddil", "lcm", "lcm_reflected", "lcm_ddil", "lcm_ddil_reflected", "dmd2", "dmd2_ddil")
@@ -19,7 +19,7 @@ PAPER_COLS = {"fid5k": "FID@5K", "clip": "CLIP", "precision": "prec.", "recall":
 
 
 def eval_path(world) -> str:
-    """The committed students' evaluation of a tiny world (`python -m divdistill.distill evaluate`)."""
+    """The committed students' evaluation of a tiny world (`python -m divdistill.chapters.ddil`)."""
     return os.path.join(world.extras["root"], "students", "eval.json")
 
 
@@ -31,7 +31,7 @@ def load_eval(path: str) -> list[dict]:
 
 
 def _paper_by_ours() -> dict:
-    from .paper import DDIL_TABLE, OURS_FOR_DDIL_ROW
+    from ...paper import DDIL_TABLE, OURS_FOR_DDIL_ROW
 
     by_row = {r["model"]: r for r in DDIL_TABLE}
     return {ours: by_row[row] for row, ours in OURS_FOR_DDIL_ROW.items()}
@@ -61,7 +61,7 @@ def control_names(rows: list[dict]) -> list[str]:
 
 
 def _ours_rows() -> dict:
-    from .paper import OURS_FOR_DDIL_ROW
+    from ...paper import OURS_FOR_DDIL_ROW
 
     return OURS_FOR_DDIL_ROW
 
@@ -174,7 +174,7 @@ def choices_rows(world, names=("pd_ddil", "lcm_ddil", "lcm_ddil_reflected", "lcm
 
 def eps_from_world(world, name: str, guidance: float | None = None):
     """prompts → ε(x, t) of a registered model, in the form DDIL's rollouts take (t: (B,) of one timestep)."""
-    from .sampling import predict
+    from ...sampling import predict
 
     spec = world.spec(name)
     g = spec.guidance if guidance is None else guidance
@@ -189,8 +189,8 @@ def live_sampler(world, student: str, cfg, n_refresh: int = 4, batch: int = 16, 
     """Run DDIL's sampler as its trainer does: refresh the buffer, then draw a training batch, `n_refresh` times.
 
     Returns (log rows: buffer fill and sources per round, the last batch (x_t, t, prompts, source))."""
-    from .distill.ddil import SOURCES, ReplayBuffer, draw_batch, refresh_buffer
-    from .tiny.world import sample_scenes
+    from ...distill.ddil import SOURCES, ReplayBuffer, draw_batch, refresh_buffer
+    from ...tiny.world import sample_scenes
 
     ac = torch.cat([world.spec(world.base_name).make_scheduler().alphas_cumprod.float(), torch.ones(1)])  # ᾱ_{-1} = 1
     grid = world.spec(student).default_timesteps()
@@ -216,7 +216,7 @@ def recipe_ddil(world, name: str, **overrides):
     """The DDILConfig a landed student was trained with (its provenance; else its recipe), with `overrides`."""
     import dataclasses
 
-    from .distill.ddil import DDILConfig
+    from ...distill.ddil import DDILConfig
 
     path = os.path.join(world.extras["root"], "students", name, "provenance.json")
     if os.path.exists(path):
@@ -226,6 +226,6 @@ def recipe_ddil(world, name: str, **overrides):
             fields = {f.name for f in dataclasses.fields(DDILConfig)}
             d = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in fields}
             return dataclasses.replace(DDILConfig(**d), **overrides)
-    from .distill.recipes import recipe
+    from ...distill.recipes import recipe
 
     return dataclasses.replace(recipe(name)[1].ddil, **overrides)

@@ -1,4 +1,4 @@
-"""`python -m divdistill.tiny.dt_curves`: the tiny world's committed Fig. 5 curves (all plans, 10 prompts × 16 seeds)."""
+"""`python -m divdistill.chapters.dt`: the tiny world's committed Fig. 5 curves (all plans, 10 prompts × 16 seeds)."""
 from __future__ import annotations
 
 import argparse
@@ -7,11 +7,11 @@ import time
 
 import torch
 
-from .. import dt_store as S
-from .. import trajectory as T
-from ..chapter import open_chapter
-from ..provenance import provenance
-from .report import EVAL_PROMPTS
+from . import store as S
+from . import trajectory as T
+from ...book.chapter import open_chapter
+from ...io import provenance
+from ...tiny.quality import EVAL_PROMPTS
 
 N_SEEDS = 16
 FILENAME = "dt_curves.json"
@@ -47,8 +47,3 @@ def main(argv=None) -> str:
     S.save_curves(out, curves, prompts, seeds, meta)
     print(f"wrote {out}: {len(curves)} plans × {len(seeds)} pairs in {time.time() - t0:.0f} s")
     return out
-
-
-if __name__ == "__main__":
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
-    main()

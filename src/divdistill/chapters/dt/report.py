@@ -1,7 +1,7 @@
 """Verdicts of claims C2 (Fig. 3–4: students commit in their first step) and C3 (Fig. 5: early steps decide)."""
 from __future__ import annotations
 
-from . import claims as C
+from ...book import claims as C
 from .trajectory import CONTROL, PAPER_STUDENTS, commit, commit_t_diff, fmt_pct, fmt_t
 
 PAPER_C2 = ("Fig. 3–4: a distilled model's first-step x̂0 already shows the final structure; the base's x̂0 needs "

@@ -9,7 +9,7 @@ import os
 import numpy as np
 import torch
 
-from .provenance import atomic_write_json
+from ...io import atomic_write_json
 from .trajectory import THRESHOLD_FRACTION, Curves, plan_curves, reference_distance, reference_layout
 
 

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import plan as P
-from .claims import Estimate, bootstrap
-from .metrics import cosine_distance
-from .sampling import run_plan
+from ... import plan as P
+from ...book.claims import Estimate, bootstrap
+from ...metrics import cosine_distance
+from ...sampling import run_plan
 
 PAPER_STUDENTS = ("dmd2", "lcm", "turbo", "lightning")  # the paper's four SDXL students (tiny analogues share names)
 CONTROL = "base on {}'s sampler"
@@ -151,7 +151,7 @@ def pair_index(meta: dict, prompt: str, seed: int) -> int | None:
 
 def sdxl_models(sources=None) -> tuple[str, ...]:
     """The sdxl students to load: all four paper students, or those that `sources` (local checkpoints) provide."""
-    from .sdxl import SDXL_MODELS
+    from ...sdxl import SDXL_MODELS
 
     if sources is None:
         return tuple(SDXL_MODELS)

@@ -3,7 +3,7 @@
 `evaluate(ch, student, sizes)` runs every row of `hybrid_plans.rows` on shared seeds and returns one JSON-able dict:
 per row the NFE and seconds per image of the very run that made its images, diversity, FID, IS and adherence with
 95% seed-bootstrap CIs; the paired differences the claims rest on; and the verdicts of C4–C8. The CLI writes the
-full-size numbers: `python -m divdistill.hybrid_eval --out data/tiny/<variant>/hybrid_eval.json`.
+full-size numbers: `python -m divdistill.chapters.hybrid --out data/tiny/<variant>/hybrid_eval.json`.
 """
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ import sys
 import time
 from dataclasses import asdict, replace
 
-from . import claims
-from . import hybrid_stats as S
-from .claims import Estimate, verdict
-from .hybrid_plans import rows as plan_rows, students_of
-from .hybrid_runs import Measurer, Sizes, fid_reference, prompts_for, restrict, run_sample
+from ...book import claims
+from . import stats as S
+from ...book.claims import Estimate, verdict
+from .plans import rows as plan_rows, students_of
+from .runs import Measurer, Sizes, fid_reference, prompts_for, restrict, run_sample
 
 FAMILIES = ("table", "fig7a", "fig7b", "fig7c", "frontier", "other")
 DIFFS = [  # (metric, a, b): metric(a) − metric(b), paired on shared seeds
@@ -160,7 +160,7 @@ def checkpoint_hashes(root: str | None) -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m divdistill.hybrid_eval", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m divdistill.chapters.hybrid", description=__doc__)
     p.add_argument("--scale", default="tiny", choices=["tiny", "sdxl"])
     p.add_argument("--variant", default=None, help="tiny-world variant (default: the loader's default)")
     p.add_argument("--student", default="dmd2")
@@ -175,8 +175,8 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     import torch
 
-    from .chapter import open_chapter
-    from .provenance import atomic_write_json, git_commit
+    from ...book.chapter import open_chapter
+    from ...io import atomic_write_json, git_commit
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     kw = {"variant": a.variant} if a.variant else {}
@@ -185,14 +185,10 @@ def main(argv=None) -> int:
     others = None if a.others is None else [s for s in a.others.split(",") if s]
     res = evaluate(ch, a.student, sizes, others, tuple(a.families.split(",")), a.cache)
     res["provenance"] = {"git_commit": git_commit(), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                         "command": "python -m divdistill.hybrid_eval " + " ".join(argv or sys.argv[1:]),
+                         "command": "python -m divdistill.chapters.hybrid " + " ".join(argv or sys.argv[1:]),
                          "torch_threads": torch.get_num_threads(), "world_root": ch.world.extras.get("root"),
                          "torch": torch.__version__, "checkpoints": checkpoint_hashes(ch.world.extras.get("root"))}
     out = a.out or os.path.join(ch.world.extras.get("root") or ".", "hybrid_eval.json")
     atomic_write_json(out, res)
     print(f"wrote {out} ({res['wall_time_s']} s); verdicts: {res['verdicts']}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import plan as P
-from .registry import ModelSpec, scheduler_factory
+from ... import plan as P
+from ...registry import ModelSpec, scheduler_factory
 
 DPM_NAME = "base_dpmpp"  # a registry entry that only lends the base a DPM-Solver++ (2M) scheduler
 GUIDANCES = (0.0, 2.0, 4.0, 7.0)  # Fig. 7a: base CFG of the hybrid's first step (0 = conditional only)

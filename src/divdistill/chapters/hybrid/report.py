@@ -5,9 +5,10 @@ import json
 import math
 import os
 
-from . import claims, paper
-from .claims import Estimate
-from .tiny.loader import VARIANTS  # the tiny world's schedule variants, one folder each under data/tiny/
+from ... import paper
+from ...book import claims
+from ...book.claims import Estimate
+from ...tiny.loader import VARIANTS  # the tiny world's schedule variants, one folder each under data/tiny/
 
 PAPER_T2 = {r["method"]: r for r in paper.TABLE2}
 PAPER_ROW = {"base50": "Base", "student": "Distilled (DMD)", "hybrid": "Hybrid", "skip_first": "Skip first timestep"}
@@ -19,7 +20,7 @@ TIMER_NOTE = ("the paper's 0.64 s for the hybrid comes from official code whose 
 
 def results_path(variant: str, root: str | None = None) -> str:
     """Where the CLI writes a tiny-world variant's full-size numbers."""
-    from .tiny.loader import data_dir
+    from ...tiny.loader import data_dir
 
     return os.path.join(root or data_dir(), variant, "hybrid_eval.json")
 
@@ -309,7 +310,7 @@ def _cmp(h, better: str, worse: str, same: str) -> str:
 
 def frontier_answer(res: dict) -> str:
     """'Is the hybrid better than simply running the base with few steps?', answered from the paired CIs."""
-    from .claims import verdict
+    from ...book.claims import verdict
 
     rows, out = res["rows"], []
     if "hybrid" not in rows:

@@ -13,14 +13,14 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from . import hybrid_stats as S
-from .hybrid_plans import Row, rows, students_of
-from .provenance import atomic_torch_save
-from .sampling import run_plan
+from . import stats as S
+from .plans import Row, rows, students_of
+from ...io import atomic_torch_save
+from ...sampling import run_plan
 
 # Table 3's prompts at sdxl (the paper names them "Sunset beach", "Cute puppy", ...; its exact wording is not given)
 SDXL_DIVERSITY_PROMPTS = ("a sunset beach", "a cute puppy", "a futuristic city", "a person", "Van Gogh art")
-COCO_CSV = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "coco_30k.csv")
+COCO_CSV = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "..", "shared", "data", "coco_30k.csv")
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class Sizes:
 def prompts_for(scale: str, n_prompts: int) -> list[str]:
     """Table 3's prompts: tiny = the evaluation prompts (each names some factors, leaves the rest free)."""
     if scale == "tiny":
-        from .tiny.report import EVAL_PROMPTS
+        from ...tiny.quality import EVAL_PROMPTS
 
         pool = EVAL_PROMPTS
     else:
@@ -84,8 +84,8 @@ class Measurer:
     @torch.no_grad()
     def _tiny(self, images, prompts) -> dict:
         """IS analogue: the evaluator's (shape, color) posterior; adherence: fraction of named factors read back."""
-        from .tiny.text import parse_prompt
-        from .tiny.world import SMALL_LARGE_SPLIT
+        from ...tiny.text import parse_prompt
+        from ...tiny.world import SMALL_LARGE_SPLIT
 
         ev = self.ch.evaluator
         x = images.to(next(ev.parameters()).device).float().clamp(-1, 1)
@@ -123,7 +123,7 @@ def sdxl_quality(images: torch.Tensor, prompts: list[str], cache: dict) -> dict:
 
 def coco_rows(n: int) -> list[dict]:
     """The first n COCO-30k rows with their evaluation seeds (sdxl's Table 2 prompt set)."""
-    from .cli import read_prompts
+    from ...generate import read_prompts
 
     return read_prompts(os.path.abspath(COCO_CSV), n)
 
@@ -187,7 +187,7 @@ def _cache_path(cache_dir, ch, row, prompts, seeds) -> str | None:
 def fid_reference(ch, sizes: Sizes, reference_images: torch.Tensor | None = None):
     """FID's real statistics. tiny: data scenes drawn for the same prompts; sdxl: given real images, else None."""
     if ch.scale == "tiny":
-        from .tiny.world import scenes_for_prompt
+        from ...tiny.world import scenes_for_prompt
 
         ps = prompts_for("tiny", sizes.n_prompts)
         per = max(2, sizes.n_ref // len(ps))

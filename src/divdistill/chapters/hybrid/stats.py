@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .claims import Estimate
+from ...book.claims import Estimate
 
 METRICS = ("diversity", "fid", "inception_score", "adherence")
 LOWER_IS_BETTER = {"fid"}
@@ -179,6 +179,6 @@ def paired_diff(metric: str, a: Sample, b: Sample, ref=None, n_boot: int = 200, 
 
 def seconds_per_image(s: Sample, seed: int = 0) -> Estimate:
     """Mean wall-clock seconds per image of the sample's own batches, with a bootstrap CI over batches."""
-    from .claims import bootstrap
+    from ...book.claims import bootstrap
 
     return bootstrap(s.seconds, seed=seed) if s.seconds else Estimate(float("nan"), float("nan"), float("nan"), 0)

@@ -7,13 +7,13 @@ import statistics
 
 import numpy as np
 
-from .. import metrics as M
-from ..claims import bootstrap_diff, verdict
-from ..plan import base, distilled, hybrid, on_sampler
-from ..provenance import atomic_write_json
-from ..sampling import generate
-from ..tiny.report import EVAL_PROMPTS
-from ..tiny.world import sample_scenes
+from ... import metrics as M
+from ...book.claims import bootstrap_diff, verdict
+from ...plan import base, distilled, hybrid, on_sampler
+from ...io import atomic_write_json
+from ...sampling import generate
+from ...tiny.quality import EVAL_PROMPTS
+from ...tiny.world import sample_scenes
 
 TEACHER = "teacher (50 steps)"
 
@@ -63,7 +63,7 @@ def evaluate_controls(world, names=None, per_prompt: int = 10, seeds=(0, 1, 2), 
     """
     ev = None
     if features is None or n_fid:
-        from ..tiny.evaluator import load_evaluator
+        from ...tiny.evaluator import load_evaluator
 
         ev = load_evaluator(world.extras["evaluator_root"]).to(world.device)
     features = features or (lambda imgs: M.features(ev, imgs))

@@ -12,9 +12,9 @@ import dataclasses
 import numpy as np
 import torch
 
-from .plan import Plan, Step
-from .registry import ModelSpec, World
-from .sampling import run_plan
+from ...plan import Plan, Step
+from ...registry import ModelSpec, World
+from ...sampling import run_plan
 
 LAYOUT_FEATURES = ("x", "y", "size", "background")
 
@@ -111,7 +111,7 @@ def layout_snr(alphas_cumprod: torch.Tensor, values: int, fraction: float = 1 / 
 
 def layout_snr_curves(snr_factor: float, fraction: float = 1 / 16) -> dict:
     """Layout-scale SNR against t: SDXL (SD schedule, 65,536 values), tiny on SD's schedule and tiny shifted by s."""
-    from .tiny.schedule import SDXL_LATENT_VALUES, TINY_VALUES, sd_alphas_cumprod, shifted
+    from ...tiny.schedule import SDXL_LATENT_VALUES, TINY_VALUES, sd_alphas_cumprod, shifted
 
     return {"SDXL (latent 128×128×4)": layout_snr(sd_alphas_cumprod(), SDXL_LATENT_VALUES, fraction),
             "tiny, SD schedule": layout_snr(sd_alphas_cumprod(), TINY_VALUES, fraction),
@@ -128,10 +128,10 @@ def diagnose(world: World, evaluator, names=None, n: int = 64, seed: int = 0,
     `grid`) for the base and the named students, on n scenes; the layout-scale SNR of the world's schedule."""
     from diffusers import LCMScheduler
 
-    from .plan import base, distilled
-    from .registry import scheduler_factory
-    from .tiny.schedule import diffusers_config, snr_factor_of
-    from .tiny.world import sample_scenes
+    from ...plan import base, distilled
+    from ...registry import scheduler_factory
+    from ...tiny.schedule import diffusers_config, snr_factor_of
+    from ...tiny.world import sample_scenes
 
     read, sc = evaluator_layout(evaluator), sample_scenes(n, seed=70_000 + seed)
     names = [world.base_name] + list(world.students if names is None else names)
@@ -148,15 +148,15 @@ def diagnose(world: World, evaluator, names=None, n: int = 64, seed: int = 0,
 
 
 def main(argv=None) -> int:
-    """python -m divdistill.analogue --variant V [--n 64] [--students a,b]: write <variant>/analogue.json."""
+    """python -m divdistill.chapters.tiny_world --variant V [--n 64] [--students a,b]: write <variant>/analogue.json."""
     import argparse
     import os
 
-    from .provenance import atomic_write_json, provenance
-    from .tiny.evaluator import load_evaluator
-    from .tiny.loader import load_tiny_world, variant_dir
+    from ...io import atomic_write_json, provenance
+    from ...tiny.evaluator import load_evaluator
+    from ...tiny.loader import load_tiny_world, variant_dir
 
-    p = argparse.ArgumentParser(prog="python -m divdistill.analogue", description=main.__doc__)
+    p = argparse.ArgumentParser(prog="python -m divdistill.chapters.tiny_world", description=main.__doc__)
     p.add_argument("--variant", default=None)
     p.add_argument("--n", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
@@ -177,7 +177,3 @@ def main(argv=None) -> int:
     atomic_write_json(out, res)
     print(out, f"{time.time() - t0:.0f} s")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,0 +1,4 @@
+"""`python -m divdistill.chapters.covariate`: the chapter's committed JSON (see measure.main)."""
+from .measure import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The students chapter: the sampler control (each student's sampler given to the teacher) and the plateau rows."""

@@ -1,0 +1,97 @@
+"""The CLIs' one convention: --variant, --device (auto: CUDA when present), --threads, --out, provenance of the run,
+resumable JSON output, and bad input answered by one line `PROG: error: …` with exit status 2 (--debug: traceback)."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import torch
+
+from .io import atomic_write_json, provenance
+
+UserError = (ValueError, KeyError, FileNotFoundError, TypeError)  # bad input: a clear message, not a traceback
+
+
+def parser(prog: str, description: str | None = None, **kw) -> argparse.ArgumentParser:
+    """An ArgumentParser named `python -m divdistill.<prog>`, with --debug."""
+    p = argparse.ArgumentParser(prog=prog, description=description, **kw)
+    p.add_argument("--debug", action="store_true", help="on an error, show the traceback")
+    return p
+
+
+def add_common(p: argparse.ArgumentParser, variant: bool = True, device: bool = True, threads: int | None = 0,
+               out: str | None = None) -> argparse.ArgumentParser:
+    """The shared options; `out` is the --out help (None: no --out); threads is the default (None: no --threads)."""
+    if variant:
+        p.add_argument("--variant", default=None, help="tiny-world variant under data/tiny (default: the default one)")
+    if device:
+        p.add_argument("--device", default="auto", help="torch device; auto = cuda when present, else cpu")
+    if threads is not None:
+        p.add_argument("--threads", type=int, default=threads, help="torch CPU threads (0: torch's default)")
+    if out is not None:
+        p.add_argument("--out", default=None, help=out)
+    return p
+
+
+def resolve_device(name: str | None) -> str:
+    """'auto'/None → cuda when present, else cpu; 'cuda' on a machine without CUDA is a clear error."""
+    if name in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if str(name).startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} asked for, but this machine has no CUDA; valid here: auto, cpu")
+    return name
+
+
+def setup(args: argparse.Namespace) -> argparse.Namespace:
+    """Apply the shared options: resolve --device, set --threads (when > 0)."""
+    if hasattr(args, "device"):
+        args.device = resolve_device(args.device)
+    if getattr(args, "threads", 0):
+        torch.set_num_threads(args.threads)
+    return args
+
+
+def world_kwargs(args: argparse.Namespace) -> dict:
+    """load_world("tiny", ...) keywords from --variant (absent: the loader's default)."""
+    return {"variant": args.variant} if getattr(args, "variant", None) else {}
+
+
+def run_provenance(kind: str, args: argparse.Namespace, wall_time_s: float, **config) -> dict:
+    """What every CLI's JSON records about its run: the command line's options, git commit, wall time."""
+    opts = {k: v for k, v in vars(args).items() if k != "debug" and not callable(v)}
+    return provenance({"kind": kind, **opts, **config}, int(config.get("seed", 0)), 0, wall_time_s)
+
+
+def load_partial(path: str | None, settings: dict) -> dict:
+    """Resumable JSON output: the partial results at `path` when they were made with the same settings, else {}."""
+    if not path or not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        rec = json.load(f)
+    return rec.get("results", {}) if rec.get("settings") == settings else {}
+
+
+def save_partial(path: str | None, settings: dict, results: dict) -> None:
+    """Write partial results atomically, so a killed run resumes from them (load_partial)."""
+    if path:
+        atomic_write_json(path, {"settings": settings, "results": results})
+
+
+def fail(prog: str, err: BaseException, debug: bool = False) -> int:
+    """Print `PROG: error: …` (one line, like argparse) and return 2; with debug re-raise for the traceback."""
+    if debug:
+        raise err
+    msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+    print(f"{prog}: error: {' '.join(str(msg).split())}", file=sys.stderr)
+    return 2
+
+
+def main_guard(prog: str, main, argv=None) -> int:
+    """Run main(argv); bad input (ValueError, KeyError, FileNotFoundError, TypeError) → one line and exit 2."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return main(argv) or 0
+    except UserError as e:
+        return fail(prog, e, "--debug" in argv)

@@ -1,0 +1,86 @@
+"""One trainer skeleton (distill/trainer.py): every method's losses are bit-identical to those of the trainers it
+replaced (recorded before the refactor on the committed sd-schedule teacher, one thread), and one naming rule."""
+import dataclasses
+
+import pytest
+import torch
+
+from divdistill.distill import recipe
+from divdistill.distill.recipes import RECIPES, train
+from divdistill.distill.trainer import student_name
+from divdistill.tiny.loader import variant_dir
+
+SMALL = {"pd": dict(start_steps=8, final_steps=4, iters_per_stage=2, batch=4), "lcm": dict(iters=3, batch=4),
+         "dmd2": dict(iters=2, batch=4, fake_updates=2), "adversarial": dict(iters=2, batch=4)}
+# float.hex of each step's loss(es), from the trainers before the skeleton (git 33afda3)
+BEFORE = {
+     "dmd2_ddil": [
+      {
+       "gen": "0x1.6f9ce80000000p-3",
+       "fake": "0x1.5a43480000000p-6"
+      },
+      {
+       "gen": "0x1.1071360000000p-1",
+       "fake": "0x1.c68fa80000000p-6"
+      }
+     ],
+     "lcm_ddil_reflected": [
+      "0x1.e5e0b00000000p-12",
+      "0x1.5387880000000p-4",
+      "0x1.7d0b6a0000000p-9"
+     ],
+     "pd_ddil": [
+      "0x1.31ae900000000p-5",
+      "0x1.db250a0000000p-4"
+     ],
+     "turbo": [
+      {
+       "gen": "-0x1.4a1afe0000000p-3",
+       "disc": "0x1.0285f40000000p+1"
+      },
+      {
+       "gen": "-0x1.5002fa0000000p-3",
+       "disc": "0x1.ffaa6e0000000p+0"
+      }
+     ],
+     "lightning": [
+      {
+       "gen": "-0x1.aa803e0000000p-4",
+       "disc": "0x1.ff79da0000000p+0"
+      }
+     ]
+    }
+
+
+def _small(name: str) -> dict:
+    method, cfg = recipe(name)
+    kw = dict(SMALL[method])
+    if method == "adversarial" and cfg.kind == "lightning":
+        kw.update(start_steps=8, iters=1)
+    if getattr(cfg, "ddil", None) is not None and cfg.ddil.enabled:
+        kw["ddil"] = dataclasses.replace(cfg.ddil, buffer_size=4, refresh_batch=4, refresh_every=1)
+    return kw
+
+
+@pytest.mark.parametrize("name", sorted(BEFORE))
+def test_losses_bit_identical(name, tmp_path):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        res = train(name, variant_dir("sd-schedule"), str(tmp_path), progress=False, **_small(name))
+    finally:
+        torch.set_num_threads(threads)
+    got = [{k: float(v).hex() for k, v in l.items()} if isinstance(l, dict) else float(l).hex() for l in res["losses"]]
+    assert got == BEFORE[name]
+
+
+# committed before the rule: reflected DDIL students whose folder names omit "_reflected" (recipes pass their names)
+NAMED_BEFORE_THE_RULE = {"dmd2_ddil": "dmd2_ddil_reflected", "pd_ddil": "pd_ddil_reflected"}
+
+
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_one_naming_rule(name):
+    """Every recipe's default name is what the one rule gives its method and training distribution."""
+    method, cfg = recipe(name)
+    prefix = cfg.kind if method == "adversarial" else method
+    assert student_name(prefix, getattr(cfg, "ddil", None)) == NAMED_BEFORE_THE_RULE.get(name, name)
