@@ -166,17 +166,15 @@ class DTPreview(UNetCalls):
 
 @torch.no_grad()
 def run_with_xt(world, plan, prompts, seeds):
-    """`run_plan` plus the x_t each step's model saw, decoded like x̂0 (the "x_t view" beside the DT view).
+    """`run_plan` plus the x_t each step's model saw, decoded like x̂0 (the "x_t view" beside the DT view): DTPreview's
+    path for this package's worlds, through run_plan's callback instead of a UNet hook.
 
-    x_t is the UNet's input without CFG doubling: the VP latent √ᾱ·x0 + √(1−ᾱ)·ε for DDPM/DDIM/LCM schedulers and
+    x_t is the model's input without CFG doubling: the VP latent √ᾱ·x0 + √(1−ᾱ)·ε for DDPM/DDIM/LCM schedulers and
     Euler's scaled input x/√(σ²+1), the same quantity. Returns (Result, xt (S, B, C, H, W) on the CPU).
     """
     from .sampling import run_plan
 
-    unets = [world.spec(m).unet for m in dict.fromkeys(plan.models)]
-    with UNetCalls(*unets) as rec:
-        res = run_plan(world, plan, prompts, seeds)
-    if len(rec.calls) != len(plan):
-        raise RuntimeError(f"expected one UNet call per step ({len(plan)}), recorded {len(rec.calls)}")
-    b = len(list(prompts))
-    return res, torch.stack([world.decode(c[0][:b]).float().cpu() for c in rec.calls])
+    frames = []
+    res = run_plan(world, plan, prompts, seeds, callback=lambda i, t, model, x_t, x0: frames.append(
+        world.decode(x_t).float().cpu()))
+    return res, torch.stack(frames)

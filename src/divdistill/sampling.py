@@ -111,29 +111,67 @@ def _vp_scale(sched, i: int) -> float:
     return float((sched.sigmas[i].float() ** 2 + 1).sqrt())
 
 
+class CaptureDT:
+    """DT capture (paper Figs. 3–4) as a run_plan callback: the decoded x̂0 of every step, on the CPU."""
+
+    def __init__(self, world: World):
+        self.world, self.frames = world, []
+
+    def __call__(self, i: int, t: int, model: str, x_t: torch.Tensor, x0: torch.Tensor) -> None:
+        self.frames.append(self.world.decode(x0).float().cpu())
+
+
+class CaptureStates:
+    """A run_plan callback keeping each step's model input x_t (VP convention, (B, C, H, W)) and x̂0, undecoded."""
+
+    def __init__(self):
+        self.x_t, self.x0, self.timesteps, self.models = [], [], [], []
+
+    def __call__(self, i: int, t: int, model: str, x_t: torch.Tensor, x0: torch.Tensor) -> None:
+        self.timesteps.append(t)
+        self.models.append(model)
+        self.x_t.append(x_t.detach().clone())
+        self.x0.append(x0.detach().clone())
+
+
+def _check_inputs(world: World, plan: Plan, prompts, seeds, x_T) -> tuple[list, list]:
+    if isinstance(prompts, str) or isinstance(seeds, (int, str)):
+        raise ValueError(f"prompts and seeds must be non-empty lists (one per image), got {prompts!r}, {seeds!r}")
+    prompts, seeds = list(prompts), list(seeds)
+    if len(prompts) != len(seeds):
+        raise ValueError(f"need one seed per prompt, got {len(prompts)} prompts and {len(seeds)} seeds")
+    if x_T is not None and (x_T.dim() != 4 or len(x_T) != len(prompts)):
+        raise ValueError(f"x_T must be (B, C, H, W) with B = {len(prompts)} prompts, got {tuple(x_T.shape)}")
+    for name in set(plan.models) | {s.scheduler for s in plan if s.scheduler}:
+        world.spec(name)  # unknown names fail before any work
+    return prompts, seeds
+
+
 @torch.no_grad()
-def run_plan(world: World, plan: Plan, prompts, seeds, capture: bool = True, eta_generators: bool = True) -> Result:
+def run_plan(world: World, plan: Plan, prompts, seeds, capture: bool = True, eta_generators: bool = True,
+             x_T: torch.Tensor | None = None, callback=None) -> Result:
     """Execute a plan: one scheduler per model segment, x̂0 through one adapter, per-image seeded noise.
 
     Args:
         world: a loaded World (tiny or sdxl).
         plan: the steps to run (see `divdistill.plan`).
         prompts: one prompt per image.
-        seeds: one seed per image; image i depends only on (prompts[i], seeds[i]).
-        capture: keep the decoded x̂0 of every step (the DT trajectory).
+        seeds: one seed per image; image i depends only on (prompts[i], seeds[i]) (and x_T[i] when given).
+        capture: keep the decoded x̂0 of every step (the DT trajectory; the built-in CaptureDT callback).
+        x_T: the start latent (B, C, H, W), VP convention (default: the world's seeded noise); e.g. SDEdit's
+            forward-diffused data when the plan starts below t = 999.
+        callback: callback(i, t, model, x_t, x̂0) after each step's prediction, as k-diffusion's
+            callback({'i', 't', 'x', 'denoised'}): x_t the model's input (VP), x̂0 its prediction (latent space).
     Returns:
         Result with images, dt, timesteps, fraction, models and nfe.
     """
-    if isinstance(prompts, str) or isinstance(seeds, (int, str)):
-        raise ValueError(f"prompts and seeds must be non-empty lists (one per image), got {prompts!r}, {seeds!r}")
-    prompts, seeds = list(prompts), list(seeds)
-    if len(prompts) != len(seeds):
-        raise ValueError(f"need one seed per prompt, got {len(prompts)} prompts and {len(seeds)} seeds")
-    for name in set(plan.models) | {s.scheduler for s in plan if s.scheduler}:
-        world.spec(name)  # unknown names fail before any work
+    prompts, seeds = _check_inputs(world, plan, prompts, seeds, x_T)
+    dt = CaptureDT(world) if capture else None
+    callbacks = [c for c in (dt, callback) if c is not None]
     cond = world.encode(prompts)  # once per batch, shared by every model
     gens = [torch.Generator("cpu").manual_seed(int(s) + 1) for s in seeds] if eta_generators else None
-    x, dts, nfe, final = world.noise(seeds), [], 0, None  # x: (B, C, H, W), VP convention between segments
+    x = world.noise(seeds) if x_T is None else x_T.to(world.device, world.dtype)  # (B, C, H, W), VP between segments
+    nfe, final = 0, None
     for start, steps in plan.segments():
         spec = world.spec(steps[0].model)
         sched = world.spec(steps[0].scheduler or steps[0].model).make_scheduler()
@@ -150,15 +188,15 @@ def run_plan(world: World, plan: Plan, prompts, seeds, capture: bool = True, eta
             kw = {"generator": gens} if gens is not None and accepts(sched.step, "generator") else {}
             out = sched.step(out_model, t_sched, xs, return_dict=True, **kw)
             x0 = x0_from_step(out, sched, out_model, x_vp, step.timestep)
-            if capture:
-                dts.append(world.decode(x0).float().cpu())
+            for cb in callbacks:
+                cb(start + j, step.timestep, step.model, x_in, x0)
             xs = out.prev_sample
             final = getattr(out, "denoised", None)
         x = xs / _vp_scale(sched, start + len(steps))  # back to the VP convention for the next segment
     images = world.decode(final if final is not None else x).float()
     n = len(plan)
-    return Result(images, torch.stack(dts) if capture else None, plan.timesteps, [(i + 1) / n for i in range(n)],
-                  plan.models, nfe, plan)
+    return Result(images, torch.stack(dt.frames) if capture else None, plan.timesteps,
+                  [(i + 1) / n for i in range(n)], plan.models, nfe, plan)
 
 
 def dt_trajectory(world: World, plan: Plan, prompts, seeds) -> Result:

@@ -16,7 +16,7 @@ from . import shift as cs
 from ... import metrics as M
 from ...plan import distilled
 from ...io import atomic_write_json, provenance
-from ...sampling import run_plan
+from ...sampling import CaptureStates, run_plan
 
 SHIFT_PAIRS = (("pd", "pd_ddil"), ("lcm", "lcm_ddil"), ("dmd2", "dmd2_ddil"))  # (plain, DDIL) students
 
@@ -82,6 +82,13 @@ def seed_record(world, evaluator, teacher: str, student: str, n: int, seed: int,
     return rec
 
 
+def _met_states(world, plan, prompts, seeds) -> torch.Tensor:
+    """The x_t each step of a run met (its models' inputs, VP convention), from run_plan's callback: (S, B, C, H, W)."""
+    cap = CaptureStates()
+    run_plan(world, plan, prompts, seeds, capture=False, callback=cap)
+    return torch.stack(cap.x_t).double().cpu()
+
+
 def shift_profile(world, features, models, n: int, seed: int, batch_size: int = 64) -> list[dict]:
     """The shift at each student timestep: MMD² between the x_t a model meets in its own rollouts and forward-diffused
     data x_t at that t (same prompts), on evaluator features and on pooled pixels; plus the data-vs-data null."""
@@ -93,12 +100,8 @@ def shift_profile(world, features, models, n: int, seed: int, batch_size: int = 
     gen = torch.Generator().manual_seed(seed)
     for name in models:
         plan = distilled(world, name)
-        sched = type(world.spec(name).make_scheduler()).__name__
-        st = []
-        for j in range(0, n, batch_size):
-            res = run_plan(world, plan, real.prompts[j:j + batch_size], seeds[j:j + batch_size], capture=True)
-            st.append(cs.states(world.noise(seeds[j:j + batch_size]), res.dt, res.timesteps, ac, sched, gen))
-        st = torch.cat(st, 1)  # (S + 1, n, C, H, W)
+        st = torch.cat([_met_states(world, plan, real.prompts[j:j + batch_size], seeds[j:j + batch_size])
+                        for j in range(0, n, batch_size)], 1)  # (S, n, C, H, W)
         for i, t in enumerate(plan.timesteps):
             rows.append({"model": name, "t": t, **_shift(features, st[i], cs.forward_diffuse(real.images, t, ac, gen))})
     for t in sorted({r["t"] for r in rows}, reverse=True):  # the null: two independent data samples at t
@@ -118,11 +121,9 @@ def teacher_shift(world, features, student: str, n: int, seed: int, k: int = 8, 
     real, grid = sample_scenes(n, seed=70_000 + seed), world.spec(student).default_timesteps()
     seeds, ac = [seed * 100_000 + 50_000 + i for i in range(n)], cs.alphas_cumprod(world)
     plan = cs.pattern_plan(world, "T" * len(grid), world.base_name, student, k)
-    idx, gen, st = [plan.timesteps.index(t) for t in grid], torch.Generator().manual_seed(seed + 1), []
-    for j in range(0, n, batch_size):
-        res = run_plan(world, plan, real.prompts[j:j + batch_size], seeds[j:j + batch_size], capture=True)
-        st.append(cs.states(world.noise(seeds[j:j + batch_size]), res.dt, res.timesteps, ac, "EulerDiscreteScheduler")[idx])
-    st = torch.cat(st, 1)  # (len(grid), n, C, H, W)
+    idx, gen = [plan.timesteps.index(t) for t in grid], torch.Generator().manual_seed(seed + 1)
+    st = torch.cat([_met_states(world, plan, real.prompts[j:j + batch_size], seeds[j:j + batch_size])[idx]
+                    for j in range(0, n, batch_size)], 1)  # (len(grid), n, C, H, W)
     return [{"model": TEACHER, "t": t, **_shift(features, st[i], cs.forward_diffuse(real.images, t, ac, gen))}
             for i, t in enumerate(grid)]
 

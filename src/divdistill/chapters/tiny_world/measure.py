@@ -50,16 +50,6 @@ def commit_curve(world: World, plan: Plan, prompts, seeds, read) -> dict:
     return {"timesteps": list(res.timesteps), "corr": corr, "plan": plan.name, "n": len(prompts)}
 
 
-@dataclasses.dataclass
-class _StartFrom(World):
-    """A World whose initial "noise" is a given x_t (VP convention): image i starts from start[seed i]."""
-
-    start: torch.Tensor | None = None
-
-    def noise(self, seeds) -> torch.Tensor:
-        return self.start[[int(s) for s in seeds]].to(self.device, self.dtype)
-
-
 def forward_diffuse(images: torch.Tensor, t: int, alphas_cumprod: torch.Tensor, seed: int = 0) -> torch.Tensor:
     """q(x_t | x_0) = √ᾱ_t x_0 + √(1−ᾱ_t) ε with seeded ε (SDEdit's start)."""
     g = torch.Generator().manual_seed(seed)
@@ -75,10 +65,8 @@ def sdedit_retention(world: World, plan: Plan, images: torch.Tensor, prompts, t:
         raise ValueError(f"the plan {plan.timesteps} has no step at or below t={t}")
     ac = world.spec(steps[0].scheduler or steps[0].model).make_scheduler().alphas_cumprod
     x_t = forward_diffuse(images, steps[0].timestep, ac, seed)  # (B, C, H, W)
-    fields = {f.name: getattr(world, f.name) for f in dataclasses.fields(World)}
-    w = _StartFrom(**fields, start=x_t)
-    out = run_plan(w, Plan(steps, f"sdedit({plan.name}, t={t})"), list(prompts), list(range(len(images))),
-                   capture=False)
+    out = run_plan(world, Plan(steps, f"sdedit({plan.name}, t={t})"), list(prompts), list(range(len(images))),
+                   capture=False, x_T=x_t)
     return layout_correlation(read(images.float()), read(out.images.cpu()))
 
 
