@@ -55,6 +55,10 @@ BEFORE = {
 def _small(name: str) -> dict:
     method, cfg = recipe(name)
     kw = dict(SMALL[method])
+    if method == "dmd2":  # the bit-identity reference predates DMD2 as published: compare on the issue-8 recipe
+        from divdistill.distill.recipes import LEGACY_DMD2
+
+        kw = {**LEGACY_DMD2, **kw}
     if method == "adversarial" and cfg.kind == "lightning":
         kw.update(start_steps=8, iters=1)
     if getattr(cfg, "ddil", None) is not None and cfg.ddil.enabled:

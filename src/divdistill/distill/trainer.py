@@ -85,6 +85,11 @@ def student_name(prefix: str, ddil: DDILConfig | None = None) -> str:
     return prefix + ("_ddil" if is_ddil(ddil) else "") + ("_reflected" if reflected else "")
 
 
+def probe_steps(total: int, half: int) -> tuple:
+    """The training probes: a quarter, half-way (`half`) and three quarters; with the final one, 4 FID_tiny points."""
+    return tuple(sorted({max(1, total // 4), half, max(1, 3 * total // 4)} - {total}))
+
+
 def train_student(root: str, out: str, cfg, build, device: str = "cpu", progress: bool = True,
                   name: str | None = None, probe_n: int = 0, ckpt_every: int = 100) -> dict:
     """The one skeleton: seed → frozen teacher → build(T, cfg) → name → probe → fit (resumable) → save the student.
@@ -95,7 +100,7 @@ def train_student(root: str, out: str, cfg, build, device: str = "cpu", progress
         cfg: the method's config dataclass (recorded in provenance; its `seed` seeds everything).
         build: (Teacher, cfg) → Student: the method's parts and its step (its loss).
         name: the registry name (default: student_name of the method's prefix and DDIL config).
-        probe_n: > 0 probes FID/diversity half-way and at the end (probe_n samples × 3 seeds).
+        probe_n: > 0 probes FID/diversity at a quarter, half-way, three quarters and the end (probe_n × 3 seeds).
     Returns:
         fit's record: losses, wall time, probes.
     """
@@ -106,7 +111,7 @@ def train_student(root: str, out: str, cfg, build, device: str = "cpu", progress
     probe = student_probe(T, s.unet, name, s.scheduler, s.timesteps, n=probe_n, overrides=s.overrides) \
         if probe_n else None
     res = fit(out, s.parts, s.step_fn, s.total, ckpt_every=ckpt_every, desc=name, progress=progress, probe=probe,
-              probe_at=(s.probe_at,))
+              probe_at=probe_steps(s.total, s.probe_at))
     losses = ({f"train_loss_{k}_last50": last_mean(res["losses"], k) for k in s.loss_keys} if s.loss_keys
               else {"train_loss_last50": last_mean(res["losses"])})
     key = s.loss_keys[0] if s.loss_keys else None
