@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 DEPS_HASH := $(shell cat requirements.txt pyproject.toml | sha1sum | cut -c1-12)
 STAMP := $(VENV)/.stamp-$(DEPS_HASH)
 
-.PHONY: venv book notebooks html test test-all clean
+.PHONY: venv book notebooks html live test test-live test-all clean
 
 venv: $(STAMP)
 
@@ -23,11 +23,19 @@ notebooks: venv
 html: venv
 	$(PY) -m divdistill.book html
 
-book: notebooks html
+# The live page (book/live.md): ONNX export of data/tiny (cached by content hash), `npm ci` in web/, copied into the site.
+live: venv
+	$(PY) -m divdistill.live build
+
+book: notebooks html live
 	@echo "book: $(CURDIR)/_build/html/index.html"
 
 test: venv
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow and not live"
+
+# The live page in headless Chromium against run_plan (installs chromium via apt-get, onnxruntime-web via npm ci).
+test-live: venv
+	$(PY) -m pytest -q -s -m live tests/test_live_page.py
 
 test-all: venv
 	$(PY) -m pytest -q
