@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from divdistill.generate import _save_png
+from divdistill.io import save_png
 from divdistill.evaluation import core, extractors, scores
 from divdistill.evaluation.cli import main
 from divdistill import metrics as M
@@ -23,7 +23,7 @@ def _write_run(folder, images, prompts, plan="distilled(dmd2)"):
     os.makedirs(folder, exist_ok=True)
     recs = {}
     for i, (img, p) in enumerate(zip(images, prompts)):
-        _save_png(img, os.path.join(folder, f"{i:06d}.png"))
+        save_png(img, os.path.join(folder, f"{i:06d}.png"))
         recs[str(i)] = {"file": f"{i:06d}.png", "prompt": p, "seed": i, "nfe": 4, "seconds": 0.01}
     man = {"plan": plan, "steps": 4, "nfe": 4, "images": recs, "seconds_per_image": 0.01}
     with open(os.path.join(folder, "manifest.json"), "w") as f:

@@ -10,8 +10,10 @@ import sys
 import torch
 
 from .io import atomic_write_json, provenance
+from .registry import ModelUnavailableError
 
-UserError = (ValueError, KeyError, FileNotFoundError, TypeError)  # bad input: a clear message, not a traceback
+# bad input (and a model that cannot be loaded): a clear message, not a traceback
+UserError = (ValueError, KeyError, FileNotFoundError, TypeError, ModelUnavailableError)
 
 
 def parser(prog: str, description: str | None = None, **kw) -> argparse.ArgumentParser:

@@ -16,12 +16,12 @@ import statistics
 import sys
 import time
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from . import commandline as C
 from . import plan as P
-from .io import atomic_write_json
+from .io import atomic_write_json, save_png
 
 REQUIRED = ("case_number", "prompt", "evaluation_seed")
 PLAN_FORMS = "base | distilled:NAME | hybrid:NAME[:k] | skip_first:NAME[:k]"
@@ -31,6 +31,8 @@ TIMING_NOTE = ("seconds per image of the whole plan: prompt encoding, every step
 
 def read_prompts(path: str, n: int | None = None) -> list[dict]:
     """Rows of a prompt CSV with columns case_number, prompt, evaluation_seed (first n rows)."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"prompt CSV {path!r} not found (columns: {', '.join(REQUIRED)})")
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
         missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
@@ -41,8 +43,12 @@ def read_prompts(path: str, n: int | None = None) -> list[dict]:
         for row in reader:
             if n is not None and len(rows) >= n:
                 break
-            rows.append({"case_number": int(row["case_number"]), "prompt": row["prompt"],
-                         "seed": int(row["evaluation_seed"])})
+            try:
+                rows.append({"case_number": int(row["case_number"]), "prompt": row["prompt"],
+                             "seed": int(row["evaluation_seed"])})
+            except ValueError:
+                raise ValueError(f"{path}, row {reader.line_num}: case_number and evaluation_seed must be integers, "
+                                 f"got {row['case_number']!r} and {row['evaluation_seed']!r}") from None
     return rows
 
 
@@ -82,15 +88,6 @@ def shard_rows(rows: list[dict], index: int, count: int) -> list[dict]:
 def manifest_path(out: str, index: int = 0, count: int = 1) -> str:
     """manifest.json for a single process; manifest.shard-IIIII-of-NNNNN.json for shard `index` of `count`."""
     return os.path.join(out, "manifest.json" if count == 1 else f"manifest.shard-{index:05d}-of-{count:05d}.json")
-
-
-def _save_png(img: torch.Tensor, path: str) -> None:
-    from PIL import Image
-
-    arr = ((img.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()  # (H, W, 3)
-    tmp = path + ".tmp.png"
-    Image.fromarray(np.ascontiguousarray(arr)).save(tmp)
-    os.replace(tmp, path)
 
 
 def _finished(out: str, plan_name: str) -> dict:
@@ -164,7 +161,7 @@ def generate_csv(world, plan, rows: list[dict], out: str, batch: int = 4, progre
         res, secs = _run_batch(world, plan, chunk)
         for r, img in zip(chunk, res.images):
             fname = f"{r['case_number']:06d}.png"
-            _save_png(img, os.path.join(out, fname))
+            save_png(img, os.path.join(out, fname))
             manifest["images"][str(r["case_number"])] = {"file": fname, "prompt": r["prompt"], "seed": r["seed"],
                                                          "nfe": res.nfe, "seconds": secs / len(chunk)}
         manifest["nfe"] = res.nfe
@@ -217,20 +214,33 @@ def merge(out: str, plan_name: str | None = None, rows: list[dict] | None = None
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="divdistill-generate", description=__doc__.splitlines()[0])
+    """`divdistill-generate`: bad input is one line `divdistill-generate: error: …` and exit 2 (--debug: traceback)."""
+    return C.main_guard("divdistill-generate", _main, argv)
+
+
+def _positive(text: str) -> int:
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {n}")
+    return n
+
+
+def _main(argv) -> int:
+    p = C.parser("divdistill-generate", description=__doc__.splitlines()[0])
     p.add_argument("--scale", default="tiny", choices=["tiny", "sdxl"])
     p.add_argument("--plan", help=PLAN_FORMS)
     p.add_argument("--csv", help="prompt CSV with case_number, prompt, evaluation_seed")
-    p.add_argument("--n", type=int, default=None, help="first n rows (default all)")
-    p.add_argument("--out", required=True)
-    p.add_argument("--batch", type=int, default=4)
-    p.add_argument("--device", default=None)
+    p.add_argument("--n", type=_positive, default=None, help="first n rows (default all)")
+    p.add_argument("--out", required=True, help="the run folder (PNGs + manifest; a re-run resumes)")
+    p.add_argument("--batch", type=_positive, default=4)
+    C.add_common(p, variant=False, threads=0)
     p.add_argument("--models", default=None, help="sdxl: comma-separated students to load (default: the plan's)")
     p.add_argument("--lora-mode", action="store_true", help="sdxl: one UNet, students as LoRA adapters")
     p.add_argument("--shard", default=None, help="INDEX/COUNT by hand (default: RANK/WORLD_SIZE of accelerate "
                                                   "or torchrun, else 0/1)")
     p.add_argument("--merge", action="store_true", help="only merge the shard manifests in --out")
     a = p.parse_args(argv)
+    a.device_was_auto = a.device in (None, "auto")
     if a.merge:
         man = merge(a.out)
         print(f"{len(man['images'])} images in {a.out}/manifest.json")
@@ -243,8 +253,8 @@ def main(argv=None) -> int:
         p.error(f"--shard wants INDEX/COUNT such as 0/4, got {a.shard!r}")
     from .worlds import load_world
 
-    device = a.device
-    if device is None and count > 1 and torch.cuda.is_available():
+    device = C.setup(a).device
+    if a.device_was_auto and count > 1 and torch.cuda.is_available():
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', index)) % torch.cuda.device_count()}"
     student = _plan_student(a.plan)  # load only the student the plan runs
     if a.scale == "tiny":

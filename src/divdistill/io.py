@@ -1,4 +1,5 @@
-"""Atomic file writes and provenance records for every checkpoint the project ships."""
+"""The one home of file output: atomic text/JSON/torch/safetensors/PNG writes and the provenance record of every
+checkpoint and committed JSON."""
 from __future__ import annotations
 
 import json
@@ -78,3 +79,14 @@ def update_metrics(path: str, metrics: dict) -> None:
         rec = json.load(f)
     rec.setdefault("metrics", {}).update(metrics)
     atomic_write_json(path, rec)
+
+
+def save_png(img, path: str) -> None:
+    """An image (3, H, W) in [-1, 1] as an 8-bit RGB PNG, written atomically (a killed run leaves no half file)."""
+    import numpy as np
+    from PIL import Image
+
+    arr = ((img.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()  # (H, W, 3)
+    tmp = path + ".tmp.png"
+    Image.fromarray(np.ascontiguousarray(arr)).save(tmp)
+    os.replace(tmp, path)

@@ -1,5 +1,11 @@
-"""The papers' reported numbers (transcribed in ../shared/notes/paper-numbers.md), for "paper vs ours" tables."""
+"""The papers' reported numbers (transcribed in ../shared/notes/paper-numbers.md), for "paper vs ours" tables, and the
+one home of their prompt lists."""
 from __future__ import annotations
+
+# "Distilling Diversity and Control", Table 3's prompts: the paper prints only its row labels; these are the one wording
+# every SDXL-scale run uses (divdistill-evaluate --write-diversity-csv, the hybrid and DT chapters)
+TABLE3_PROMPTS = {"Sunset beach": "a sunset beach", "Cute puppy": "a cute puppy", "Futuristic city": "a futuristic city",
+                  "Person": "a person", "Van Gogh art": "Van Gogh art"}
 
 # "Distilling Diversity and Control", Table 3: mean pairwise DreamSim distance per prompt (SDXL, DMD2)
 DIVERSITY_TABLE3 = {

@@ -1,6 +1,8 @@
 """Step plans: which model denoises which timestep with which guidance (paper Sec. 5 hybrid, DDIL Sec. 4.1)."""
 from __future__ import annotations
 
+import math
+import numbers
 import random
 from dataclasses import dataclass
 from itertools import groupby
@@ -22,6 +24,10 @@ class Step:
     adapters: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self):
+        if isinstance(self.guidance, bool) or not isinstance(self.guidance, numbers.Real) \
+                or not math.isfinite(self.guidance):
+            raise ValueError(f"guidance of the step at t={self.timestep} must be a finite number (0 = conditional "
+                             f"only), got {self.guidance!r}")
         if any(not (isinstance(a, tuple) and len(a) == 2 and isinstance(a[0], str)) for a in self.adapters):
             raise ValueError(f"Step.adapters must be (name, scale) pairs, got {self.adapters!r}")
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import operator
 from dataclasses import dataclass
 
 import torch
@@ -134,12 +135,30 @@ class CaptureStates:
         self.x0.append(x0.detach().clone())
 
 
+MAX_SEED = 2**63 - 2  # seeds s and s + 1 (the sampler's η stream) must fit torch's int64 manual_seed
+
+
+def check_seed(seed) -> int:
+    """A seed is an integer in [0, 2**63 - 2]; 1.5, "x" or 2**70 are errors naming what is valid."""
+    if isinstance(seed, bool) or isinstance(seed, float) or isinstance(seed, str):
+        raise ValueError(f"seed {seed!r} is not an integer; seeds are integers in [0, {MAX_SEED}]")
+    try:
+        s = operator.index(seed)
+    except TypeError:
+        raise ValueError(f"seed {seed!r} is not an integer; seeds are integers in [0, {MAX_SEED}]") from None
+    if not 0 <= s <= MAX_SEED:
+        raise ValueError(f"seed {seed!r} is out of range; seeds are integers in [0, {MAX_SEED}]")
+    return s
+
+
 def _check_inputs(world: World, plan: Plan, prompts, seeds, x_T) -> tuple[list, list]:
     if isinstance(prompts, str) or isinstance(seeds, (int, str)):
         raise ValueError(f"prompts and seeds must be non-empty lists (one per image), got {prompts!r}, {seeds!r}")
     prompts, seeds = list(prompts), list(seeds)
     if len(prompts) != len(seeds):
         raise ValueError(f"need one seed per prompt, got {len(prompts)} prompts and {len(seeds)} seeds")
+    for s in seeds:
+        check_seed(s)
     if x_T is not None and (x_T.dim() != 4 or len(x_T) != len(prompts)):
         raise ValueError(f"x_T must be (B, C, H, W) with B = {len(prompts)} prompts, got {tuple(x_T.shape)}")
     for name in set(plan.models) | {s.scheduler for s in plan if s.scheduler}:

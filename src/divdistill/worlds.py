@@ -9,16 +9,16 @@ def load_world(scale: str = "tiny", device: str | None = None, **kwargs):
 
     Args:
         scale: "tiny" or "sdxl".
-        device: torch device; default "cuda" when available, else "cpu".
+        device: torch device; None or "auto": "cuda" when available, else "cpu".
         **kwargs: passed to the scale's loader (tiny: root, students; sdxl: models, lora_mode, dtype, sources).
     Returns:
         A World whose registry the plan helpers and `run_plan` use.
     """
-    import torch
+    from .commandline import resolve_device
 
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; valid scales: {SCALES}")
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(device)  # None/"auto": cuda when present; "cuda" without CUDA is a clear error
     if scale == "tiny":
         from .tiny.loader import load_tiny_world
 

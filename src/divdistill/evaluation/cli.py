@@ -11,9 +11,8 @@ import os
 import sys
 import time
 
-import torch
-
-from ..io import atomic_write_json, provenance
+from .. import commandline as C
+from ..io import atomic_write_json, atomic_write_text, provenance
 from . import scores as S
 from .extractors import MissingExtraError
 from .core import (TABLE3_PROMPTS, evaluate_run, reference, sdxl_suite, table2_markdown, tiny_suite,
@@ -21,7 +20,7 @@ from .core import (TABLE3_PROMPTS, evaluate_run, reference, sdxl_suite, table2_m
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="divdistill-evaluate", description=__doc__.splitlines()[0])
+    p = C.parser("divdistill-evaluate", description=__doc__.splitlines()[0])
     p.add_argument("runs", nargs="*", help="generate run folders, each RUN or RUN=LABEL (the table's method name)")
     p.add_argument("--scale", default="tiny", choices=["tiny", "sdxl"])
     p.add_argument("--ref", help="real images: a folder (e.g. COCO-2014 val) or reference statistics .npz (mu, sigma)")
@@ -32,7 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--prdc-max", type=int, default=10_000, help="PRDC on at most this many images per side")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--workers", type=int, default=4, help="threads decoding images")
-    p.add_argument("--device", default=None)
+    C.add_common(p, variant=False, threads=0)
     p.add_argument("--write-tiny-reference", metavar="DIR", help="tiny: write N real scenes + prompts.csv to DIR")
     p.add_argument("--write-diversity-csv", metavar="CSV", help="write a Table 3 prompt CSV (--prompts × --per-prompt)")
     p.add_argument("--prompts", nargs="+", default=None, help="prompts for --write-diversity-csv")
@@ -42,7 +41,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    a = _parser().parse_args(argv)
+    """`divdistill-evaluate`: bad input is one line `divdistill-evaluate: error: …` and exit 2 (--debug: traceback)."""
+    return C.main_guard("divdistill-evaluate", _main, argv)
+
+
+def _main(argv) -> int:
+    a = C.setup(_parser().parse_args(argv))
     if a.write_tiny_reference:
         print(write_tiny_reference(a.write_tiny_reference, a.n))
         return 0
@@ -55,7 +59,7 @@ def main(argv=None) -> int:
         return 0
     if not a.runs and not a.write_ref_stats:
         _parser().error("give run folders to evaluate (or --write-ref-stats NPZ with --ref FOLDER)")
-    device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = a.device
     t0 = time.time()
     try:
         suite = tiny_suite(device) if a.scale == "tiny" else sdxl_suite(device, a.clip_model, not a.no_diversity)
@@ -80,16 +84,9 @@ def main(argv=None) -> int:
                "runs": results, "provenance": provenance(vars(a), 0, 0, time.time() - t0)}
         atomic_write_json(os.path.join(a.out, "metrics.json"), rec)
         md = table2_markdown(results, a.scale, ref_note)
-        _write_text(os.path.join(a.out, "table2.md"), md)
+        atomic_write_text(os.path.join(a.out, "table2.md"), md)
         print(md)
     return 0
-
-
-def _write_text(path: str, text: str) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from .. import paper
 from . import scores as S
 from .store import FeatureCache, extract, folder_items, run_items
 
-TABLE3_PROMPTS = ("a sunset beach", "a cute puppy", "a futuristic city", "a person", "Van Gogh art")
+TABLE3_PROMPTS = tuple(paper.TABLE3_PROMPTS.values())
 
 
 @dataclass
@@ -125,13 +125,13 @@ def table2_markdown(results: dict, scale: str, ref_note: str) -> str:
 
 def write_tiny_reference(folder: str, n: int, seed: int = 0) -> str:
     """The tiny COCO analogue: n real scenes as PNGs in `folder` plus `folder`/prompts.csv of their captions."""
-    from ..generate import _save_png
+    from ..io import save_png
     from ..tiny.world import sample_scenes
 
     sc = sample_scenes(n, seed=seed)
     os.makedirs(folder, exist_ok=True)
     for i, img in enumerate(sc.images):
-        _save_png(img, os.path.join(folder, f"{i:06d}.png"))
+        save_png(img, os.path.join(folder, f"{i:06d}.png"))
     return _write_csv(os.path.join(folder, "prompts.csv"), [(i, p, 10_000 + i) for i, p in enumerate(sc.prompts)])
 
 

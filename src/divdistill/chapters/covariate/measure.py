@@ -4,7 +4,6 @@
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import time
@@ -13,6 +12,7 @@ import numpy as np
 import torch
 
 from . import shift as cs
+from ... import commandline as C
 from ... import metrics as M
 from ...plan import distilled
 from ...io import atomic_write_json, provenance
@@ -187,19 +187,25 @@ def run(out: str, n: int = 96, seeds=(0, 1, 2), n_shift: int = 256, k: int = 8, 
     return result
 
 
-def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", required=True)
+PROG = "python -m divdistill.chapters.covariate"
+
+
+def main(argv=None) -> int:
+    """The CLI of the committed covariate_shift.json (module docstring); bad input: one line, exit 2."""
+    return C.main_guard(PROG, _main, argv)
+
+
+def _main(argv) -> int:
+    ap = C.add_common(C.parser(PROG, description=__doc__.splitlines()[0]), threads=1,
+                      out="the study's JSON (required), e.g. data/tiny/<variant>/covariate_shift.json")
     ap.add_argument("--n", type=int, default=96)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--n-shift", type=int, default=256)
     ap.add_argument("--k", type=int, default=8)
-    ap.add_argument("--variant", default=None)
-    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--add-teacher-shift", action="store_true", help="only add the teacher's shift rows to --out")
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    a = ap.parse_args(argv)
-    torch.set_num_threads(a.threads)
+    a = C.setup(ap.parse_args(argv))
+    if not a.out:
+        ap.error("--out is required")
     if a.add_teacher_shift:
         add_teacher_shift(a.out, a.device)
     else:

@@ -6,4 +6,5 @@ import torch
 from .measure import main
 
 torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
-main()
+r = main()
+raise SystemExit(0 if isinstance(r, str) else r)

@@ -1,7 +1,6 @@
 """`python -m divdistill.chapters.dt`: the tiny world's committed Fig. 5 curves (all plans, 10 prompts × 16 seeds)."""
 from __future__ import annotations
 
-import argparse
 import os
 import time
 
@@ -9,6 +8,7 @@ import torch
 
 from . import store as S
 from . import trajectory as T
+from ... import commandline as C
 from ...book.chapter import open_chapter
 from ...io import provenance
 from ...tiny.quality import EVAL_PROMPTS
@@ -27,15 +27,19 @@ def tiny_pairs(n_seeds: int = N_SEEDS) -> tuple[list[str], list[int]]:
     return T.pairs(EVAL_PROMPTS, n_seeds, seed=0)
 
 
-def main(argv=None) -> str:
-    ap = argparse.ArgumentParser(description=__doc__)
+PROG = "python -m divdistill.chapters.dt"
+
+
+def main(argv=None):
+    """The CLI of the committed dt_curves.json (module docstring): returns its path; bad input: one line, exit 2."""
+    return C.main_guard(PROG, _main, argv)
+
+
+def _main(argv) -> str:
+    ap = C.add_common(C.parser(PROG, description=__doc__), out=f"default: <world root>/{FILENAME}")
     ap.add_argument("--n-seeds", type=int, default=N_SEEDS, help="seeds per evaluation prompt (10 prompts)")
-    ap.add_argument("--variant", default=None, help="tiny-world variant (default: the loader's default)")
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--out", default=None, help=f"default: <world root>/{FILENAME}")
-    args = ap.parse_args(argv)
-    kw = {"variant": args.variant} if args.variant else {}
-    ch = open_chapter("early_steps", "tiny", args.device, seed=0, **kw)
+    args = C.setup(ap.parse_args(argv))
+    ch = open_chapter("early_steps", "tiny", args.device, seed=0, **C.world_kwargs(args))
     t0 = time.time()
     prompts, seeds = tiny_pairs(args.n_seeds)
     curves, meta = S.compute_all(ch.world, T.curve_plans(ch.world), prompts, seeds, ch.features,

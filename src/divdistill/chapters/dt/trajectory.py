@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ... import paper
 from ... import plan as P
 from ...book.claims import Estimate, bootstrap
 from ...metrics import cosine_distance
@@ -20,8 +21,7 @@ CONTROL = "base on {}'s sampler"
 # Stated before any curve is seen: a trajectory has committed once its x̂0 stays closer to its final image than half
 # the distance between two final images of the same prompt (the base's within-prompt diversity, Table 3's metric).
 THRESHOLD_FRACTION = 0.5
-SDXL_PROMPTS = ("a sunset over the beach", "a cute puppy", "a futuristic city", "a portrait of a person",
-                "a painting in the style of Van Gogh")  # the paper's Table 3 prompts
+SDXL_PROMPTS = tuple(paper.TABLE3_PROMPTS.values())  # the paper's Table 3 prompts, in the one wording
 
 
 @dataclass

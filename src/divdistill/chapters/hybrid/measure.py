@@ -7,12 +7,12 @@ full-size numbers: `python -m divdistill.chapters.hybrid --out data/tiny/<varian
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
 from dataclasses import asdict, replace
 
+from ... import commandline as C
 from ...book import claims
 from . import stats as S
 from ...book.claims import Estimate, verdict
@@ -159,28 +159,32 @@ def checkpoint_hashes(root: str | None) -> dict:
     return out
 
 
+PROG = "python -m divdistill.chapters.hybrid"
+
+
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m divdistill.chapters.hybrid", description=__doc__)
+    """The CLI of the committed hybrid_eval.json (module docstring); bad input: one line, exit 2."""
+    return C.main_guard(PROG, _main, argv)
+
+
+def _main(argv) -> int:
+    p = C.add_common(C.parser(PROG, description=__doc__), threads=int(os.environ.get("OMP_NUM_THREADS", "1")),
+                     out="default data/tiny/<variant>/hybrid_eval.json")
     p.add_argument("--scale", default="tiny", choices=["tiny", "sdxl"])
-    p.add_argument("--variant", default=None, help="tiny-world variant (default: the loader's default)")
     p.add_argument("--student", default="dmd2")
     p.add_argument("--others", default=None, help="comma-separated further students for Table 3 (default all)")
     p.add_argument("--families", default=",".join(FAMILIES))
-    p.add_argument("--out", default=None, help="default data/tiny/<variant>/hybrid_eval.json")
     p.add_argument("--cache", default=os.path.join(os.path.expanduser("~"), ".cache", "divdistill", "hybrid_eval"))
-    p.add_argument("--device", default=None)
     p.add_argument("--seed", type=int, default=0)
     for f in Sizes.__dataclass_fields__.values():
         p.add_argument(f"--{f.name.replace('_', '-')}", type=int, default=None)
-    a = p.parse_args(argv)
+    a = C.setup(p.parse_args(argv))
     import torch
 
     from ...book.chapter import open_chapter
     from ...io import atomic_write_json, git_commit
 
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    kw = {"variant": a.variant} if a.variant else {}
-    ch = open_chapter("hybrid_diversity", a.scale, a.device, a.seed, **kw)
+    ch = open_chapter("hybrid_diversity", a.scale, a.device, a.seed, **C.world_kwargs(a))
     sizes = replace(Sizes(), **{k: getattr(a, k) for k in Sizes.__dataclass_fields__ if getattr(a, k) is not None})
     others = None if a.others is None else [s for s in a.others.split(",") if s]
     res = evaluate(ch, a.student, sizes, others, tuple(a.families.split(",")), a.cache)

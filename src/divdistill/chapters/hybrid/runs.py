@@ -15,11 +15,12 @@ import torch
 
 from . import stats as S
 from .plans import Row, rows, students_of
+from ... import paper
 from ...io import atomic_torch_save
 from ...sampling import run_plan
 
 # Table 3's prompts at sdxl (the paper names them "Sunset beach", "Cute puppy", ...; its exact wording is not given)
-SDXL_DIVERSITY_PROMPTS = ("a sunset beach", "a cute puppy", "a futuristic city", "a person", "Van Gogh art")
+SDXL_DIVERSITY_PROMPTS = tuple(paper.TABLE3_PROMPTS.values())
 COCO_CSV = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "..", "shared", "data", "coco_30k.csv")
 
 

@@ -12,6 +12,7 @@ import dataclasses
 import numpy as np
 import torch
 
+from ... import commandline as C
 from ...plan import Plan, Step
 from ...registry import ModelSpec, World
 from ...sampling import run_plan
@@ -135,25 +136,26 @@ def diagnose(world: World, evaluator, names=None, n: int = 64, seed: int = 0,
     return out
 
 
+PROG = "python -m divdistill.chapters.tiny_world"
+
+
 def main(argv=None) -> int:
     """python -m divdistill.chapters.tiny_world --variant V [--n 64] [--students a,b]: write <variant>/analogue.json."""
-    import argparse
+    return C.main_guard(PROG, _main, argv)
+
+
+def _main(argv) -> int:
     import os
 
     from ...io import atomic_write_json, provenance
     from ...tiny.evaluator import load_evaluator
     from ...tiny.loader import load_tiny_world, variant_dir
 
-    p = argparse.ArgumentParser(prog="python -m divdistill.chapters.tiny_world", description=main.__doc__)
-    p.add_argument("--variant", default=None)
+    p = C.add_common(C.parser(PROG, description=main.__doc__), out="default: data/tiny/<variant>/analogue.json")
     p.add_argument("--n", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--students", default="dmd2,turbo,lcm,pd")
-    p.add_argument("--threads", type=int, default=0)
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    a = p.parse_args(argv)
-    if a.threads:
-        torch.set_num_threads(a.threads)
+    a = C.setup(p.parse_args(argv))
     import time
 
     t0 = time.time()
@@ -161,7 +163,7 @@ def main(argv=None) -> int:
     world = load_tiny_world(variant=a.variant, device=a.device, students=names)
     res = diagnose(world, load_evaluator(world.extras["evaluator_root"]).to(a.device), names, a.n, a.seed)
     res["provenance"] = provenance({"kind": "analogue", "n": a.n, "students": names}, a.seed, 0, time.time() - t0, {})
-    out = os.path.join(variant_dir(a.variant), "analogue.json")
+    out = a.out or os.path.join(variant_dir(a.variant), "analogue.json")
     atomic_write_json(out, res)
     print(out, f"{time.time() - t0:.0f} s")
     return 0
