@@ -29,11 +29,11 @@ def test_stability_rule():
 
 
 def test_checkpoint_choice_by_fid_alone():
-    m = {"steps": 400, "probes": {"100": {"fid": 90.0, "fid_std": 3.0, "diversity": 0.3},
+    m = {"probes": {"100": {"fid": 90.0, "fid_std": 3.0, "diversity": 0.3},
                                   "200": {"fid": 60.0, "fid_std": 3.0, "diversity": 0.1},
                                   "300": {"fid": 70.0, "fid_std": 3.0, "diversity": 0.2}},
          "final_probe": {"fid": 65.0, "fid_std": 2.0, "diversity": 0.25}}
-    curve = probe_curve(m)
+    curve = probe_curve(m, 400)
     assert [p[0] for p in curve] == [100, 200, 300, 400]
     assert best_checkpoint(curve) == 200  # the lowest FID, though its diversity is the lowest
     with pytest.raises(ValueError, match="no probes"):

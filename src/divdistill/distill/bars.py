@@ -36,12 +36,12 @@ def stable(half: dict, final: dict) -> bool:
     return final["fid"] - half["fid"] <= spread
 
 
-def probe_curve(metrics: dict) -> list[tuple[int, float, float]]:
-    """[(step, FID_tiny, seed std)] of a run's training probes, the final one included, in step order."""
+def probe_curve(metrics: dict, steps: int) -> list[tuple[int, float, float]]:
+    """[(step, FID_tiny, seed std)] of a run's training probes (provenance metrics), the final one at `steps`."""
     pts = [(int(k), v["fid"], v.get("fid_std", 0.0)) for k, v in metrics.get("probes", {}).items()]
     fin = metrics.get("final_probe")
-    if fin is not None and metrics.get("steps") is not None:
-        pts.append((int(metrics["steps"]), fin["fid"], fin.get("fid_std", 0.0)))
+    if fin is not None:
+        pts.append((int(steps), fin["fid"], fin.get("fid_std", 0.0)))
     return sorted(pts)
 
 

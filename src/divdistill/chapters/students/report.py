@@ -34,3 +34,49 @@ def plateau_rows(variants: dict[str, str]) -> list[dict]:
                             (("half-way", half), ("final", fin))},
                          "plateau (|Δ| < seed std)": flat["fid"] and flat["diversity"]})
     return rows
+
+
+def _provenance(root: str, student: str) -> dict | None:
+    path = os.path.join(root, "students", student, "provenance.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def training_curves(variants: dict[str, str]) -> dict[str, dict[str, list]]:
+    """{variant: {student: [(step, FID_tiny, seed std)]}} from every student's training probes (issue 19)."""
+    from ...distill.bars import probe_curve
+
+    out = {}
+    for v, root in variants.items():
+        sdir = os.path.join(root, "students")
+        for s in sorted(os.listdir(sdir)) if os.path.isdir(sdir) else []:
+            rec = _provenance(root, s)
+            if rec and rec.get("metrics", {}).get("final_probe"):
+                out.setdefault(v, {})[s] = probe_curve(rec["metrics"], rec["steps"])
+    return out
+
+
+def quality_rows(eval_rows: list[dict], variants: dict[str, str], variant: str) -> list[dict]:
+    """Issue 19's bars per student of one world: FID_tiny over the teacher's (both from eval.json, same protocol)
+    against the method's bar, stability half-way → final, and the best probed checkpoint (by FID alone)."""
+    from ...distill.bars import best_checkpoint, meets_quality_bar, probe_curve, stable, student_ratio
+
+    by = {r["model"]: r for r in eval_rows}
+    teacher = by.get("teacher")
+    rows = []
+    for name, r in by.items():
+        if name == "teacher" or teacher is None:
+            continue
+        method = "dmd2" if name.startswith("dmd2") else name.split("_")[0]
+        rec = _provenance(variants[variant], name)
+        m = (rec or {}).get("metrics", {})
+        curve = probe_curve(m, rec["steps"]) if rec and m.get("final_probe") else []
+        half = half_way_probe(m["probes"], rec["steps"]) if curve and m.get("probes") else None
+        rows.append({"student": name, "FID_tiny": r["fid"], "÷ teacher's": r["fid"] / teacher["fid"],
+                     "bar": f"≤ {student_ratio(method)}×", "meets bar": meets_quality_bar(method, r["fid"], teacher["fid"]),
+                     "stable (half → final)": stable(half, m["final_probe"]) if half else None,
+                     "best probed step (FID)": best_checkpoint(curve) if curve else None,
+                     "trained steps": rec["steps"] if rec else None})
+    return rows
