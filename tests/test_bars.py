@@ -38,3 +38,27 @@ def test_checkpoint_choice_by_fid_alone():
     assert best_checkpoint(curve) == 200  # the lowest FID, though its diversity is the lowest
     with pytest.raises(ValueError, match="no probes"):
         best_checkpoint([])
+
+
+def test_students_chapter_bar_rows_and_curves_from_provenance(tmp_path):
+    import json
+    import os
+
+    from divdistill.chapters.students.report import quality_rows, training_curves
+
+    def student(name, probes, final, steps):
+        d = tmp_path / "students" / name
+        os.makedirs(d)
+        rec = {"steps": steps, "metrics": {"probes": probes, "final_probe": final}}
+        (d / "provenance.json").write_text(json.dumps(rec))
+
+    p = lambda f: {"fid": f, "fid_std": 2.0}  # noqa: E731
+    student("dmd2", {"100": p(80.0), "200": p(60.0), "300": p(61.0)}, p(90.0), 400)  # rose: unstable
+    student("lcm", {"50": p(70.0), "100": p(65.0), "150": p(64.0)}, p(64.5), 200)
+    ev = [{"model": "teacher", "fid": 40.0}, {"model": "dmd2", "fid": 70.0}, {"model": "lcm", "fid": 79.0}]
+    rows = {r["student"]: r for r in quality_rows(ev, {"v": str(tmp_path)}, "v")}
+    assert rows["dmd2"]["meets bar"] is False and rows["dmd2"]["stable (half → final)"] is False  # 70 > 1.5 × 40
+    assert rows["dmd2"]["best probed step (FID)"] == 200
+    assert rows["lcm"]["meets bar"] is True and rows["lcm"]["stable (half → final)"] is True  # 79 ≤ 2 × 40
+    curves = training_curves({"v": str(tmp_path)})["v"]
+    assert [pt[0] for pt in curves["dmd2"]] == [100, 200, 300, 400] and len(curves["lcm"]) == 4
