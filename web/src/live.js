@@ -68,8 +68,10 @@ function noiseFor(seeds, slot) {
 /** One run: {prompt, seeds, student, k, baseGuidance, base50} → images, x̂0 per step, NFE, milliseconds. */
 export async function run(opts) {
   if (!world) await load();
-  const t0 = performance.now();
   const plan = makePlan(world, opts);
+  const l0 = performance.now();  // session creation (download + wasm set-up) happens once per model, untimed below
+  await Promise.all(["text_encoder", ...new Set(plan.steps.map((s) => s.model))].map(session));
+  const loadMs = performance.now() - l0, t0 = performance.now();
   const B = opts.seeds.length, text = await encode(opts.prompt);
   const [L, E] = text.dims;
   const cond = tile(text.cond, B), doubled = tile(new Float32Array([...text.uncond]), B);
@@ -85,7 +87,7 @@ export async function run(opts) {
   };
   const res = await runPlan(world, plan, { xT: noiseFor(opts.seeds, 0), noise: (i) => noiseFor(opts.seeds, 1 + i),
                                            predict, batch: B });
-  return { ...res, plan, ms: performance.now() - t0, diversity: meanPairwiseDistance(res.images, B) };
+  return { ...res, plan, ms: performance.now() - t0, loadMs, diversity: meanPairwiseDistance(res.images, B) };
 }
 
 // ---- the page ----
@@ -164,7 +166,8 @@ async function show(ui, base50) {
     const r = await run(opts);
     const B = opts.seeds.length, S = r.dt.length;
     ui.status.textContent = `“${opts.prompt}” · ${r.plan.name} · seeds ${opts.seeds[0]}–${opts.seeds.at(-1)} · ` +
-      `NFE ${r.nfe} per image · ${r.ms.toFixed(0)} ms for ${B} images · ` +
+      `NFE ${r.nfe} per image · ${r.ms.toFixed(0)} ms for ${B} images` +
+      (r.loadMs > 50 ? ` (+ ${(r.loadMs / 1000).toFixed(1)} s loading the models, once) · ` : " · ") +
       `mean pairwise pixel distance ${r.diversity.toFixed(3)}`;
     ui.status.dataset.ms = r.ms.toFixed(1);
     draw(ui.grid, split(r.images, B), Math.min(B, 8), 3);
@@ -189,9 +192,11 @@ async function main() {
     root.classList.add("dd-error");
     return;
   }
+  root.textContent = "";  // the loading note
   controls(root);
   const again = el("button", { id: "dd-run", text: "Run" });
-  const base = el("button", { id: "dd-base50", text: "Run the base alone: 50 DDIM steps, CFG (4 when 'off')" });
+  const base = el("button", { id: "dd-base50",
+                              text: "Run the base alone: 50 DDIM steps, 100 NFE (CFG: the selector's, 4 when off)" });
   const ui = { status: el("p", { id: "dd-status", class: "dd-status" }), grid: el("canvas", { id: "dd-grid" }),
                dt: el("canvas", { id: "dd-dt" }), dtLabel: el("p", { class: "dd-dtlabel" }) };
   root.append(el("div", { class: "dd-buttons" }, again, base), ui.status, ui.grid, ui.dtLabel, ui.dt);
