@@ -28,14 +28,24 @@ def atomic_write(path: str, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def world_hash(world, models=MODELS) -> str:
-    """Content hash of what the export reads: the teacher, the exported students, this package's code, the exporter."""
-    import onnxscript
+def world_root(world=None) -> str:
+    """The folder of the world to export: the given world's, else the default tiny world's (without loading it)."""
+    if world is None:
+        from ..tiny.loader import variant_dir
 
-    root = world.extras.get("root")
+        root = variant_dir()
+    else:
+        root = world.extras.get("root")
     if not root or not os.path.isdir(root):
         raise ValueError(f"the live page exports a tiny world loaded from disk; this world has root={root!r}")
-    h = hashlib.sha256(f"torch {torch.__version__} onnxscript {onnxscript.__version__}".encode())
+    return root
+
+
+def world_hash(root: str, models=MODELS) -> str:
+    """Content hash of what the export reads: the teacher, the exported students, this package's code, the exporter."""
+    from importlib.metadata import version
+
+    h = hashlib.sha256(f"torch {torch.__version__} onnxscript {version('onnxscript')}".encode())
     dirs = [os.path.join(root, "teacher")] + [os.path.join(root, "students", m) for m in models if m != "base"]
     files = [os.path.join(HERE, f) for f in EXPORT_CODE]
     for top in dirs:
@@ -140,14 +150,16 @@ def build_cache(cache: str, world=None, force: bool = False) -> tuple[dict, bool
     """The export in `cache`, redone only when the world's content hash changed; returns (world.json, exported?)."""
     from .. import load_world
 
-    world = world or load_world("tiny", device="cpu", students=[m for m in MODELS if m != "base"])
-    key = world_hash(world)
+    key = world_hash(world_root(world))  # the default world is loaded only when it must be exported
     path = os.path.join(cache, "world.json")
     if not force and os.path.exists(path):
         with open(path) as f:
             info = json.load(f)
         if info.get("hash") == key and all(os.path.exists(os.path.join(cache, f"{m}.onnx")) for m in MODELS):
             return info, False
+    world = world or load_world("tiny", device="cpu", students=[m for m in MODELS if m != "base"])
+    if world_hash(world_root(world)) != key:
+        raise RuntimeError(f"load_world('tiny') loaded {world_root(world)}, not the world hashed; report this")
     info = {"hash": key, **export_world(world, cache)}
     atomic_write(path, json.dumps(info).encode())  # written last: its hash marks a complete export
     return info, True

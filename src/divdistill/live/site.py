@@ -32,8 +32,14 @@ def npm_ci(web: str = WEB) -> bool:
 
 
 def _copy(src: str, dst: str) -> None:
+    """Copy atomically, keeping the time stamp; skipped when dst already has src's size and time (a warm build)."""
+    a = os.stat(src)
+    if os.path.exists(dst):
+        b = os.stat(dst)
+        if (a.st_size, int(a.st_mtime)) == (b.st_size, int(b.st_mtime)):
+            return
     tmp = f"{dst}.tmp{os.getpid()}"
-    shutil.copyfile(src, tmp)
+    shutil.copy2(src, tmp)
     os.replace(tmp, dst)
 
 
