@@ -67,8 +67,8 @@ def test_cli_shard_flag_and_merge_errors(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--plan", "base", "--csv", "p.csv", "--out", str(tmp_path), "--shard", "1-2"])
     assert "--shard wants INDEX/COUNT" in capsys.readouterr().err
-    with pytest.raises(FileNotFoundError, match="no shard manifests"):
-        main(["--merge", "--out", str(tmp_path)])
+    assert main(["--merge", "--out", str(tmp_path)]) == 2  # one line, exit status 2 (issue 20)
+    assert "divdistill-generate: error: no shard manifests" in capsys.readouterr().err
     with open(tmp_path / "manifest.shard-00000-of-00002.json", "w") as f:
         json.dump({"plan": "base", "images": {}}, f)
     from divdistill.evaluation.store import run_items

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from divdistill.metrics import commit_point
-from divdistill.chapters.dt.trajectory import Curves, band, commit, commit_index, commit_t_diff, rebound
+from divdistill.metrics import commit_index
+from divdistill.chapters.dt.trajectory import Curves, band, commit, commit_t_diff, rebound
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 NB = os.path.join(ROOT, "notebooks")

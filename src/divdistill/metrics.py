@@ -87,17 +87,30 @@ def adherence(evaluator, images: torch.Tensor, prompts: list[str]) -> dict:
     return factor_adherence(pred, prompts, evaluator.parse_prompt, evaluator.size_split)
 
 
-def factor_adherence(pred: dict, prompts: list[str], parse_prompt, size_split: float) -> dict:
-    """`adherence` from factor predictions (shape, color, size, bg, style: (B,) each) and a prompt reader
-    (prompt → {factor: index or None}); size is named as small/large around `size_split`."""
-    hits: dict[str, list[bool]] = {k: [] for k in ("shape", "color", "size", "bg", "style")}
+def per_image_adherence(evaluator, images: torch.Tensor, prompts: list[str]) -> np.ndarray:
+    """Per image (factors read back correctly, factors named), from one batched evaluator call: (N, 2)."""
+    dev = next(evaluator.parameters()).device
+    pred = {k: v.cpu() for k, v in evaluator.predict(images.to(dev).float().clamp(-1, 1)).items()}
+    hits = factor_hits(pred, prompts, evaluator.parse_prompt, evaluator.size_split)
+    return np.asarray([(sum(h.values()), len(h)) for h in hits], dtype=np.float64)
+
+
+def factor_hits(pred: dict, prompts: list[str], parse_prompt, size_split: float) -> list[dict[str, bool]]:
+    """Per image, {factor: read back correctly} for the factors its prompt names, from factor predictions (shape,
+    color, size, bg, style: (B,) each) and a prompt reader; size is named as small/large around `size_split`."""
+    out = []
     for i, p in enumerate(prompts):
-        spec = parse_prompt(p)
-        for k, want in spec.items():
-            if want is None:
-                continue
-            got = int(pred[k][i] >= size_split) if k == "size" else int(pred[k][i])
-            hits[k].append(got == want)
+        out.append({k: (int(pred[k][i] >= size_split) if k == "size" else int(pred[k][i])) == want
+                    for k, want in parse_prompt(p).items() if want is not None})
+    return out
+
+
+def factor_adherence(pred: dict, prompts: list[str], parse_prompt, size_split: float) -> dict:
+    """`adherence` from factor predictions and a prompt reader (prompt → {factor: index or None}), see factor_hits."""
+    hits: dict[str, list[bool]] = {k: [] for k in ("shape", "color", "size", "bg", "style")}
+    for h in factor_hits(pred, prompts, parse_prompt, size_split):
+        for k, v in h.items():
+            hits[k].append(v)
     per = {k: float(np.mean(v)) for k, v in hits.items() if v}
     allh = [h for v in hits.values() for h in v]
     return {"adherence": float(np.mean(allh)) if allh else float("nan"), **{f"adherence_{k}": v for k, v in per.items()}}
@@ -107,7 +120,24 @@ def dt_distance_curve(evaluator, dt: torch.Tensor) -> torch.Tensor:
     """Fig. 5: perceptual distance between each step's x̂0 and the final image; dt (S, B, C, H, W) → (S, B)."""
     s, b = dt.shape[:2]
     f = features(evaluator, dt.flatten(0, 1)).view(s, b, -1)  # (S, B, D)
-    return cosine_distance(f, f[-1:].expand_as(f))
+    return dt_distances(f, f[-1])
+
+
+def dt_distances(dt_feats: torch.Tensor, final_feats: torch.Tensor) -> torch.Tensor:
+    """The DT distance (Fig. 5): cosine distance of each step's x̂0 features (S, B, D) to the final image's (B, D)."""
+    return cosine_distance(dt_feats, final_feats.expand_as(dt_feats))
+
+
+def commit_index(curve, threshold: float) -> np.ndarray:
+    """The first step k from which the curve stays at or below `threshold` (k = S: never before the final image);
+    curve (S,) or (S, N) → () or (N,). commit_point is fraction[min(k, S − 1)]."""
+    c = np.asarray(curve, dtype=np.float64)
+    if c.ndim not in (1, 2) or len(c) == 0:
+        raise ValueError(f"a DT distance curve is (steps,) or (steps, pairs), got shape {c.shape}")
+    above = c > threshold  # (S, …)
+    s = len(c)
+    last = np.where(above.any(0), s - 1 - np.argmax(above[::-1], axis=0), -1)  # last step above threshold
+    return last + 1
 
 
 def commit_point(curve: torch.Tensor, fraction, threshold: float) -> torch.Tensor:
@@ -121,7 +151,7 @@ def commit_point(curve: torch.Tensor, fraction, threshold: float) -> torch.Tenso
         raise ValueError(f"curve must be (steps, trajectories) with one fraction per step, got {tuple(curve.shape)} "
                          f"and {len(fr)} fractions")
     above = curve > threshold  # (S, B)
-    # the last step still above threshold; committed from the step after it
+    # the last step still above threshold; committed from the step after it (commit_index, in the curve's dtype)
     last_above = torch.where(above.any(0), (above * torch.arange(1, len(fr) + 1).view(-1, 1)).max(0).values, 0)
     idx = last_above.clamp(max=len(fr) - 1)
     return fr[idx]
@@ -149,3 +179,12 @@ def mmd2(x: torch.Tensor, y: torch.Tensor, bandwidth: float) -> float:
     n, m = len(x), len(y)
     return float((kxx.sum() - kxx.diagonal().sum()) / (n * (n - 1)) + (kyy.sum() - kyy.diagonal().sum()) / (m * (m - 1))
                  - 2 * kxy.mean())
+
+
+def frechet(real: torch.Tensor, fake: torch.Tensor) -> float:
+    """The one FID on features (N, D): ‖μ_r − μ_f‖² + tr(Σ_r + Σ_f − 2 (Σ_r Σ_f)^½), as torchmetrics computes it."""
+    r, f = real.double(), fake.double()
+    mu_r, mu_f = r.mean(0), f.mean(0)
+    cr, cf = torch.cov(r.T), torch.cov(f.T)
+    eig = torch.linalg.eigvals(cr @ cf).sqrt().real.sum()
+    return float(((mu_r - mu_f) ** 2).sum() + cr.trace() + cf.trace() - 2 * eig)

@@ -83,7 +83,8 @@ class World:
 
     @property
     def students(self) -> list[str]:
-        return [n for n in self.specs if n != self.base_name]
+        """The distilled students: entries of role "student" (solver or sampler entries only lend a scheduler)."""
+        return [n for n, s in self.specs.items() if n != self.base_name and s.role == "student"]
 
     def spec(self, name: str) -> ModelSpec:
         if name not in self.specs:

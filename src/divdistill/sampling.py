@@ -112,6 +112,14 @@ def _vp_scale(sched, i: int) -> float:
     return float((sched.sigmas[i].float() ** 2 + 1).sqrt())
 
 
+def forward_diffuse(x0: torch.Tensor, t, alphas_cumprod: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """q(x_t | x_0) = √ᾱ_t x_0 + √(1−ᾱ_t) ε (DDPM Eq. 4), the one forward diffusion; t an int or (B,) timesteps."""
+    a = alphas_cumprod[t]
+    if a.dim():
+        a = a.view(-1, *([1] * (x0.dim() - 1)))  # (B, 1, 1, 1)
+    return a.sqrt() * x0 + (1 - a).sqrt() * noise
+
+
 class CaptureDT:
     """DT capture (paper Figs. 3–4) as a run_plan callback: the decoded x̂0 of every step, on the CPU."""
 

@@ -103,11 +103,6 @@ def table(rows: list[dict], columns=None, digits: int = 3, paper_columns=(), cap
     return Table(rows, columns, digits, paper_columns, caption)
 
 
-def markdown_table(rows: list[dict], columns: list[str] | None = None, digits: int = 3):
-    """Deprecated name of `table` (kept for old notebooks): renders as an HTML table."""
-    return table(rows, columns, digits)
-
-
 class Figure:
     """A matplotlib figure shown as <figure> with alt text and a caption (the book has no other place for them)."""
 

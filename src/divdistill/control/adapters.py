@@ -71,13 +71,10 @@ def target_modules(unet) -> dict:
     return out
 
 
-_modules = target_modules
-
-
 def check_keys(unet, state_dict: dict, strict: bool = True) -> None:
     """Fail naming every unexpected key (no such module / wrong shape), and with strict=True every missing module
     (one the adapter's target names cover in this UNet but the file lacks), before anything is loaded."""
-    mods = _modules(unet)
+    mods = target_modules(unet)
     bad = [k for k in state_dict if not (k.startswith("unet.") and k.endswith(_SUFFIXES))]
     if bad:
         raise AdapterMismatchError(f"keys not in the diffusers/peft LoRA layout `unet.<module>.lora_A|lora_B.weight`: "

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from ..training import fit, last_mean, loss_curve, step_generator
 from ..plan import base, distilled
 from ..io import atomic_write_json, provenance
-from ..sampling import generate
+from ..sampling import forward_diffuse, generate
 from .adapters import TARGET_MODULES, add_lora, save_adapter
 
 CONTROLS = ("style", "concept", "slider", "slider_bg")
@@ -79,8 +79,7 @@ class _Trainer:
         dev = self.ac.device
         t = _timesteps(self.world, self.cfg.source, len(x0), g).to(dev)
         noise = torch.randn(x0.shape, generator=g).to(dev)
-        x0, a = x0.to(dev), self.ac[t].view(-1, 1, 1, 1)
-        return a.sqrt() * x0 + (1 - a).sqrt() * noise, t, noise  # x_t: (B, C, H, W)
+        return forward_diffuse(x0.to(dev), t, self.ac, noise), t, noise  # x_t: (B, C, H, W)
 
     def eps(self, x, t, prompts, scale: float):
         self.unet.set_adapters([self.cfg.control], [scale])

@@ -8,6 +8,7 @@ import torch
 from diffusers import UNet2DConditionModel
 
 from ..io import atomic_write_json, provenance
+from ..sampling import forward_diffuse
 
 STUDENT_TS = (999, 749, 499, 249)  # DMD2's / Lightning's 4-step schedule
 LCM_TS = (999, 759, 499, 259)  # LCMScheduler's default 4-step grid (50-step skipping grid)
@@ -39,9 +40,8 @@ def ddim_step(x_t, eps, t, t_prev, ac, reflected: bool = False) -> torch.Tensor:
 
 
 def add_noise(x0, noise, t, ac) -> torch.Tensor:
-    """Forward diffusion q(x_t | x_0)."""
-    a = _a(ac, t, x0)
-    return a.sqrt() * x0 + (1 - a).sqrt() * noise
+    """Forward diffusion q(x_t | x_0) in the trainers' argument order (sampling.forward_diffuse)."""
+    return forward_diffuse(x0, t, ac, noise)
 
 
 def guided_eps(unet, x_t, t, cond, uncond, guidance: float) -> torch.Tensor:

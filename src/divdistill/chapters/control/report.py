@@ -129,7 +129,7 @@ def adapters_plan(ch, model: str, scales: dict, steps: int | None = None):
     return with_adapters(plan, scales)
 
 
-def est(d: dict) -> str:
+def fmt_estimate(d) -> str:
     """An Estimate (or its dict) as 'mean [lo, hi]'."""
     return str(d if isinstance(d, claims.Estimate) else claims.Estimate(**d))
 

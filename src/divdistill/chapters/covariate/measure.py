@@ -22,13 +22,8 @@ SHIFT_PAIRS = (("pd", "pd_ddil"), ("lcm", "lcm_ddil"), ("dmd2", "dmd2_ddil"))  #
 
 
 def adherence_parts(evaluator, images, prompts) -> np.ndarray:
-    """Per image (factors read back correctly, factors named): pooled adherence = Σ hits / Σ named."""
-    out = []
-    for img, p in zip(images, prompts):
-        a = M.adherence(evaluator, img[None], [p])
-        named = len(a) - 1  # one adherence_<factor> key per factor the prompt names
-        out.append((a["adherence"] * named if named else 0.0, named))
-    return np.asarray(out, dtype=np.float64)  # (N, 2)
+    """Per image (factors read back correctly, factors named): pooled adherence = Σ hits / Σ named. (N, 2)"""
+    return M.per_image_adherence(evaluator, images, prompts)
 
 
 def _metrics(real_f, fake_f, adh, teacher_f, bw) -> dict:

@@ -22,7 +22,8 @@ def load_study(path: str) -> dict | None:
         return json.load(f)
 
 
-def _est(values):
+def seed_ci(values):
+    """Bootstrap CI over seeds of the finite values (NaN dropped)."""
     from ...book.claims import bootstrap
 
     return bootstrap([v for v in values if v == v])
@@ -37,7 +38,7 @@ def beta_rows(study: dict) -> list[dict]:
         per = [s["beta"][f"{b:.1f}"] for s in study["per_seed"]]
         rows.append({"β": b, "teacher share": float(np.mean([p["teacher_share"] for p in per])),
                      "NFE": float(np.mean([p["nfe"] for p in per])),
-                     **{c: str(_est([p[c] for p in per])) for c in ("fid", "adherence", "mmd_data", "dist_teacher")},
+                     **{c: str(seed_ci([p[c] for p in per])) for c in ("fid", "adherence", "mmd_data", "dist_teacher")},
                      "FID": DDIL_TABLE9_BETA[b][0], "CLIP": DDIL_TABLE9_BETA[b][1]})
     return rows
 
@@ -50,7 +51,7 @@ def switch_rows(study: dict) -> list[dict]:
     for name, (pf, pc) in DDIL_TABLE9_SWITCH.items():
         per = [s["switch"][name] for s in study["per_seed"]]
         rows.append({"switch": name, "pattern": per[0]["pattern"], "NFE": per[0]["nfe"],
-                     **{c: str(_est([p[c] for p in per])) for c in ("fid", "adherence", "mmd_data", "dist_teacher")},
+                     **{c: str(seed_ci([p[c] for p in per])) for c in ("fid", "adherence", "mmd_data", "dist_teacher")},
                      "FID": pf, "CLIP": pc})
     return rows
 
@@ -64,14 +65,14 @@ def d1_effects(study: dict) -> dict:
     seeds = study["per_seed"]
     sw = lambda s, name, c: s["switch"][name][c]  # noqa: E731
     return {
-        "fid_slope": _est([_slope([s["beta"][f"{b:.1f}"]["fid"] for b in cs.BETAS]) for s in seeds]),
-        "adherence_slope": _est([_slope([s["beta"][f"{b:.1f}"]["adherence"] for b in cs.BETAS]) for s in seeds]),
-        "mmd_slope": _est([_slope([s["beta"][f"{b:.1f}"]["mmd_data"] for b in cs.BETAS]) for s in seeds]),
-        "fid_student_minus_teacher": _est([s["beta"]["0.0"]["fid"] - s["beta"]["1.0"]["fid"] for s in seeds]),
+        "fid_slope": seed_ci([_slope([s["beta"][f"{b:.1f}"]["fid"] for b in cs.BETAS]) for s in seeds]),
+        "adherence_slope": seed_ci([_slope([s["beta"][f"{b:.1f}"]["adherence"] for b in cs.BETAS]) for s in seeds]),
+        "mmd_slope": seed_ci([_slope([s["beta"][f"{b:.1f}"]["mmd_data"] for b in cs.BETAS]) for s in seeds]),
+        "fid_student_minus_teacher": seed_ci([s["beta"]["0.0"]["fid"] - s["beta"]["1.0"]["fid"] for s in seeds]),
         # one teacher transition, late (SSST) minus early (TSSS): > 0 when the early one brings the image closer
-        "late_minus_early_dist": _est([sw(s, "S→T@250", "dist_teacher") - sw(s, "T→S@749", "dist_teacher") for s in seeds]),
-        "late_minus_early_fid": _est([sw(s, "S→T@250", "fid") - sw(s, "T→S@749", "fid") for s in seeds]),
-        "late2_minus_early2_dist": _est([sw(s, "S→T@500", "dist_teacher") - sw(s, "T→S@500", "dist_teacher")
+        "late_minus_early_dist": seed_ci([sw(s, "S→T@250", "dist_teacher") - sw(s, "T→S@749", "dist_teacher") for s in seeds]),
+        "late_minus_early_fid": seed_ci([sw(s, "S→T@250", "fid") - sw(s, "T→S@749", "fid") for s in seeds]),
+        "late2_minus_early2_dist": seed_ci([sw(s, "S→T@500", "dist_teacher") - sw(s, "T→S@500", "dist_teacher")
                                          for s in seeds]),
     }
 
@@ -104,8 +105,8 @@ def shift_rows(study: dict) -> list[dict]:
     for rows in study["shift"].values():
         for r in rows:
             by.setdefault((r["model"], r["t"]), []).append(r)
-    return [{"model": m, "t": t, "MMD² features": str(_est([r["mmd_feat"] for r in rs])),
-             "MMD² pixels": str(_est([r["mmd_pix"] for r in rs])), "seeds": len(rs)} for (m, t), rs in by.items()]
+    return [{"model": m, "t": t, "MMD² features": str(seed_ci([r["mmd_feat"] for r in rs])),
+             "MMD² pixels": str(seed_ci([r["mmd_pix"] for r in rs])), "seeds": len(rs)} for (m, t), rs in by.items()]
 
 
 def shift_effects(study: dict) -> list[dict]:
@@ -128,7 +129,7 @@ def shift_effects(study: dict) -> list[dict]:
 def estimates(study: dict, part: str, metric: str) -> dict:
     """{β or switch name: Estimate over seeds} of one metric, for plots (part: "beta" or "switch")."""
     keys = study["per_seed"][0][part]
-    return {k: _est([s[part][k][metric] for s in study["per_seed"]]) for k in keys}
+    return {k: seed_ci([s[part][k][metric] for s in study["per_seed"]]) for k in keys}
 
 
 def reading(study: dict) -> str:

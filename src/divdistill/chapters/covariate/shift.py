@@ -7,14 +7,10 @@ All steps integrate with one stateless DDIM solver, so any pattern is a valid tr
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 
-from ...plan import Plan, Step, mixed, switch_at
-from ...registry import ModelSpec, scheduler_factory
-from ...sampling import run_plan
-
-from ...metrics import median_bandwidth, mmd2  # noqa: F401 (the chapter's one namespace: cs.mmd2 ...)
+from ... import sampling
+from ...metrics import frechet, median_bandwidth, mmd2  # noqa: F401 (the chapter's one namespace: cs.mmd2 ...)
 from ...solvers import (SOLVER, mixed_pattern, nfe, pattern_plan, run_patterns, sub_grid,  # noqa: F401
                         switch_pattern)
 
@@ -54,20 +50,10 @@ def states(x_T: torch.Tensor, dt: torch.Tensor, timesteps, ac: torch.Tensor, sch
 
 def forward_diffuse(x0: torch.Tensor, t: int, ac: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """q(x_t | x_0): the inputs a student is trained on at timestep t."""
-    a = float(ac[int(t)])
-    return (a ** 0.5 * x0.double() + (1 - a) ** 0.5 * torch.randn(x0.shape, generator=generator,
-                                                                   dtype=torch.float64)).float()
+    noise = torch.randn(x0.shape, generator=generator, dtype=torch.float64)
+    return sampling.forward_diffuse(x0.double(), int(t), ac.double(), noise).float()
 
 
 def pixel_features(x: torch.Tensor) -> torch.Tensor:
     """A model-free view of x_t: 8×8 average-pooled pixels, (B, C, H, W) → (B, C·64)."""
     return torch.nn.functional.adaptive_avg_pool2d(x.float(), 8).flatten(1)
-
-
-def frechet(real: torch.Tensor, fake: torch.Tensor) -> float:
-    """FID from features (N, D): ‖μ_r − μ_f‖² + tr(Σ_r + Σ_f − 2 (Σ_r Σ_f)^½), as torchmetrics computes it."""
-    r, f = real.double(), fake.double()
-    mu_r, mu_f = r.mean(0), f.mean(0)
-    cr, cf = torch.cov(r.T), torch.cov(f.T)
-    eig = torch.linalg.eigvals(cr @ cf).sqrt().real.sum()
-    return float(((mu_r - mu_f) ** 2).sum() + cr.trace() + cf.trace() - 2 * eig)

@@ -5,14 +5,10 @@ import os
 import statistics
 import time
 
-
-from ... import metrics as M
 from ...plan import base, distilled
 from ...io import update_metrics
-from ...sampling import generate
 from ...tiny.evaluator import load_evaluator
 from ...tiny.quality import evaluate_plan
-from ...tiny.world import sample_scenes
 
 COLUMNS = ("fid", "adherence", "precision", "recall", "density", "coverage", "diversity")
 

@@ -9,8 +9,9 @@ import os
 import torch
 
 from ...book.claims import Estimate, all_hold, bootstrap_diff, entry, verdict
+from ...paper import DDIL_TABLE, OURS_FOR_DDIL_ROW
 
-COLUMNS = ("fid", "adherence", "precision", "recall", "density", "coverage", "diversity")
+from .measure import COLUMNS  # noqa: E402 (one column list for the table and its report)
 ORDER = ("pd", "pd_ddil", "lcm", "lcm_reflected", "lcm_ddil", "lcm_ddil_reflected", "dmd2", "dmd2_ddil")
 D2_PAIRS = {"PD": ("pd", "pd_ddil"), "LCM": ("lcm", "lcm_ddil"), "DMD2": ("dmd2", "dmd2_ddil")}
 D3_PAIRS = (("lcm", "lcm_reflected"), ("lcm_ddil", "lcm_ddil_reflected"))
@@ -31,8 +32,6 @@ def load_eval(path: str) -> list[dict]:
 
 
 def _paper_by_ours() -> dict:
-    from ...paper import DDIL_TABLE, OURS_FOR_DDIL_ROW
-
     by_row = {r["model"]: r for r in DDIL_TABLE}
     return {ours: by_row[row] for row, ours in OURS_FOR_DDIL_ROW.items()}
 
@@ -50,7 +49,7 @@ def table_rows(rows: list[dict]) -> list[dict]:
         row.update({c: f"{r[c]:.3f} ± {r.get(c + '_std', float('nan')):.3f}" for c in COLUMNS if c in r})
         p = paper.get(name, {})
         row.update({v: p.get(k) for k, v in PAPER_COLS.items()})
-        row["paper row"] = next((k for k, v in _ours_rows().items() if v == name), "")
+        row["paper row"] = next((k for k, v in OURS_FOR_DDIL_ROW.items() if v == name), "")
         out.append(row)
     return out
 
@@ -58,12 +57,6 @@ def table_rows(rows: list[dict]) -> list[dict]:
 def control_names(rows: list[dict]) -> list[str]:
     """Rows of the teacher on a student's own sampler and grid (issue 8's control rows), by their names."""
     return [r["model"] for r in rows if "sampler" in r["model"] or "control" in r["model"]]
-
-
-def _ours_rows() -> dict:
-    from ...paper import OURS_FOR_DDIL_ROW
-
-    return OURS_FOR_DDIL_ROW
 
 
 def effect(by: dict, a: str, b: str, col: str) -> Estimate | None:

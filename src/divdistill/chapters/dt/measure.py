@@ -4,8 +4,6 @@ from __future__ import annotations
 import os
 import time
 
-import torch
-
 from . import store as S
 from . import trajectory as T
 from ... import commandline as C

@@ -8,7 +8,6 @@ PAPER_C2 = ("Fig. 3–4: a distilled model's first-step x̂0 already shows the f
             "≈30% of its steps")
 PAPER_C3 = ("Fig. 5 (DreamSim(DT_t, final) vs % of steps): distilled models settle within the first step "
             "(≈10%), the base after ≈30%")
-PAPER_COMMIT = {"base": 0.30, "student": 0.10}  # the paper's Fig. 5 text, fraction of steps
 
 
 def claim_students(curves: dict) -> list[str]:

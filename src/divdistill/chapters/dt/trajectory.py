@@ -13,7 +13,7 @@ import torch
 from ... import paper
 from ... import plan as P
 from ...book.claims import Estimate, bootstrap
-from ...metrics import cosine_distance
+from ...metrics import commit_index, dt_distances
 from ...sampling import run_plan
 
 PAPER_STUDENTS = ("dmd2", "lcm", "turbo", "lightning")  # the paper's four SDXL students (tiny analogues share names)
@@ -138,7 +138,7 @@ def result_distances(res, features) -> tuple[torch.Tensor, torch.Tensor]:
     s, b = res.dt.shape[:2]
     f = features(res.dt.flatten(0, 1)).view(s, b, -1)  # (S, B, D)
     ff = features(res.images)  # (B, D)
-    return cosine_distance(f, ff.expand_as(f)), ff
+    return dt_distances(f, ff), ff
 
 
 def pair_index(meta: dict, prompt: str, seed: int) -> int | None:
@@ -182,18 +182,6 @@ def reference_layout(layout_finals: np.ndarray, prompts) -> float:
             d = _layout_distance(g[:, None], g[None])
             vals.append(float(d.sum() / (len(g) * (len(g) - 1))))
     return float(np.mean(vals))
-
-
-def commit_index(curve, threshold: float) -> np.ndarray:
-    """The first step k from which the curve stays at or below `threshold` (k = S: never before the final image);
-    curve (S,) or (S, N) → () or (N,). Agrees with `metrics.commit_point`: fraction[k] for k < S."""
-    c = np.asarray(curve, dtype=np.float64)
-    if c.ndim not in (1, 2) or len(c) == 0:
-        raise ValueError(f"a DT distance curve is (steps,) or (steps, pairs), got shape {c.shape}")
-    above = c > threshold  # (S, …)
-    s = len(c)
-    last = np.where(above.any(0), s - 1 - np.argmax(above[::-1], axis=0), -1)  # last step above threshold
-    return last + 1
 
 
 def commit(c: Curves, threshold: float, attr: str = "dist", n_boot: int = 1000, seed: int = 0) -> dict:

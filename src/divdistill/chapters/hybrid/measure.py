@@ -31,7 +31,8 @@ DIFFS = [  # (metric, a, b): metric(a) − metric(b), paired on shared seeds
 FRONTIER_BASES = ("base_own2", "base_own4", "base_own8", "base_dpm4", "base_dpm8", "control")
 
 
-def _est(e: Estimate) -> dict:
+def as_record(e: Estimate) -> dict:
+    """An Estimate as the JSON record the results keep (mean, lo, hi, n)."""
     return e.as_dict()
 
 
@@ -64,10 +65,10 @@ def evaluate(ch, student: str, sizes: Sizes = Sizes(), others=None, families=FAM
     for r in rows:
         out["rows"][r.key] = _row_record(r, samples[r.key], ref, sizes, ch.scale)
     for m, a, b in _diffs(samples, others):
-        out["diffs"][f"{m}:{a}-{b}"] = _est(S.paired_diff(m, samples[a], samples[b], ref, sizes.n_boot))
+        out["diffs"][f"{m}:{a}-{b}"] = as_record(S.paired_diff(m, samples[a], samples[b], ref, sizes.n_boot))
     for a, b in [("hybrid", "student"), ("skip_first", "hybrid"), ("hybrid", "base50")]:
         if a in samples and b in samples:
-            out["diffs"][f"seconds:{a}-{b}"] = _est(claims.bootstrap_diff(samples[a].seconds, samples[b].seconds))
+            out["diffs"][f"seconds:{a}-{b}"] = as_record(claims.bootstrap_diff(samples[a].seconds, samples[b].seconds))
     out["verdicts"] = verdicts(out)
     out["wall_time_s"] = round(time.time() - t0, 1)
     return out
@@ -90,12 +91,12 @@ def _row_record(r, s: S.Sample, ref, sizes: Sizes, scale: str) -> dict:
     reps, per = sizes.tier(r.family, r.key)
     rec = {"label": r.label, "family": r.family, "plan": r.plan.name, "timesteps": r.plan.timesteps,
            "models": r.plan.models, "guidance": [st.guidance for st in r.plan], "nfe": s.nfe, "n": s.n,
-           "replicates": reps, "per_prompt": per, "seconds_per_image": _est(S.seconds_per_image(s))}
+           "replicates": reps, "per_prompt": per, "seconds_per_image": as_record(S.seconds_per_image(s))}
     # FID's bias depends on n: every Table 2 row is scored on the same number of images per seed block
     fid_sample = restrict(s, range(reps), min(per, sizes.base_per_prompt)) if r.family == "table" else s
-    rec["metrics"] = {m: _est(S.estimate(m, fid_sample if m == "fid" else s, ref, sizes.n_boot)) for m in S.METRICS}
+    rec["metrics"] = {m: as_record(S.estimate(m, fid_sample if m == "fid" else s, ref, sizes.n_boot)) for m in S.METRICS}
     groups = sorted({k[1] for k in s.cells if k[1] >= 0})
-    rec["per_prompt_diversity"] = [_est(S.estimate("diversity", S.Sample({k: c for k, c in s.cells.items()
+    rec["per_prompt_diversity"] = [as_record(S.estimate("diversity", S.Sample({k: c for k, c in s.cells.items()
                                                                           if k[1] == g}, s.nfe, [], r.key),
                                                    None, sizes.n_boot)) for g in groups]
     fp = min(per, sizes.sweep_per_prompt)
@@ -103,7 +104,7 @@ def _row_record(r, s: S.Sample, ref, sizes: Sizes, scale: str) -> dict:
         rec["frontier"] = {m: rec["metrics"][m] for m in ("diversity", "fid")}
     else:
         common = restrict(s, (0,), fp)
-        rec["frontier"] = {m: _est(S.estimate(m, common, ref, sizes.n_boot)) for m in ("diversity", "fid")}
+        rec["frontier"] = {m: as_record(S.estimate(m, common, ref, sizes.n_boot)) for m in ("diversity", "fid")}
     return rec
 
 

@@ -24,8 +24,8 @@ class Row:
 
 
 def students_of(world) -> list[str]:
-    """The world's distilled students (registry entries that only lend a scheduler are not students)."""
-    return [n for n in world.students if world.spec(n).role == "student"]
+    """The world's distilled students (World.students: entries that only lend a scheduler are not students)."""
+    return world.students
 
 
 def add_dpm_solver(world) -> str:

@@ -13,9 +13,6 @@ from ...tiny.loader import VARIANTS  # the tiny world's schedule variants, one f
 PAPER_T2 = {r["method"]: r for r in paper.TABLE2}
 PAPER_ROW = {"base50": "Base", "student": "Distilled (DMD)", "hybrid": "Hybrid", "skip_first": "Skip first timestep"}
 PAPER_T3 = dict(zip(("base50", "student", "hybrid"), paper.DIVERSITY_TABLE3["Average"]))
-TIMER_NOTE = ("the paper's 0.64 s for the hybrid comes from official code whose timer starts after the base step; "
-              "our seconds per image time the whole plan (prompt encoding, the base step, every student step, "
-              "decoding) in the same run that made the images")
 
 
 def results_path(variant: str, root: str | None = None) -> str:
@@ -34,7 +31,8 @@ def load_results(variant: str, root: str | None = None) -> dict | None:
         return json.load(f)
 
 
-def est(d: dict | None) -> Estimate | None:
+def from_record(d: dict | None) -> Estimate | None:
+    """The Estimate of a stored record (as_record), None when missing."""
     return None if d is None else Estimate(**d)
 
 
@@ -318,7 +316,7 @@ def frontier_answer(res: dict) -> str:
     for k in ("base_own2", "base_dpm4", "control"):
         if k not in rows or f"diversity:hybrid-{k}" not in res["diffs"]:
             continue
-        dv, df = est(res["diffs"][f"diversity:hybrid-{k}"]), est(res["diffs"].get(f"fid:hybrid-{k}"))
+        dv, df = from_record(res["diffs"][f"diversity:hybrid-{k}"]), from_record(res["diffs"].get(f"fid:hybrid-{k}"))
         out.append(f"Against **{rows[k]['label']}** ({rows[k]['nfe']} NFE; the hybrid uses {rows['hybrid']['nfe']}) "
                    f"the hybrid is {_cmp(verdict(dv, '>'), 'more diverse', 'less diverse', 'as diverse')} "
                    f"(Δ {fmt(res['diffs'][f'diversity:hybrid-{k}'])}) and "

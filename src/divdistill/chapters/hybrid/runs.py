@@ -17,6 +17,7 @@ from . import stats as S
 from .plans import Row, rows, students_of
 from ... import paper
 from ...io import atomic_torch_save
+from ...metrics import factor_hits
 from ...sampling import run_plan
 
 # Table 3's prompts at sdxl (the paper names them "Sunset beach", "Cute puppy", ...; its exact wording is not given)
@@ -93,12 +94,8 @@ class Measurer:
         lg = ev.logits(x)
         probs = (lg["shape"].softmax(-1)[:, :, None] * lg["color"].softmax(-1)[:, None, :]).flatten(1)  # (B, 30)
         pred = {k: v.cpu() for k, v in ev.predict(x).items()}
-        adh = []
-        for i, p in enumerate(prompts):
-            spec = self._parsed.setdefault(p, parse_prompt(p))
-            hits = [(int(pred[k][i] >= SMALL_LARGE_SPLIT) if k == "size" else int(pred[k][i])) == want
-                    for k, want in spec.items() if want is not None]
-            adh.append(float(np.mean(hits)) if hits else float("nan"))
+        hits = factor_hits(pred, prompts, lambda p: self._parsed.setdefault(p, parse_prompt(p)), SMALL_LARGE_SPLIT)
+        adh = [float(np.mean(list(h.values()))) if h else float("nan") for h in hits]
         return {"probs": probs.cpu().numpy(), "adherence": np.array(adh)}
 
 

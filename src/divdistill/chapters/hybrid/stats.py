@@ -14,7 +14,6 @@ import numpy as np
 from ...book.claims import Estimate
 
 METRICS = ("diversity", "fid", "inception_score", "adherence")
-LOWER_IS_BETTER = {"fid"}
 
 
 @dataclass

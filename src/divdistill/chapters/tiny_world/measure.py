@@ -14,7 +14,8 @@ import torch
 
 from ... import commandline as C
 from ...plan import Plan, Step
-from ...registry import ModelSpec, World
+from ...registry import World
+from ... import sampling
 from ...sampling import run_plan
 
 LAYOUT_FEATURES = ("x", "y", "size", "background")
@@ -53,9 +54,8 @@ def commit_curve(world: World, plan: Plan, prompts, seeds, read) -> dict:
 
 def forward_diffuse(images: torch.Tensor, t: int, alphas_cumprod: torch.Tensor, seed: int = 0) -> torch.Tensor:
     """q(x_t | x_0) = √ᾱ_t x_0 + √(1−ᾱ_t) ε with seeded ε (SDEdit's start)."""
-    g = torch.Generator().manual_seed(seed)
-    a = float(alphas_cumprod[int(t)])
-    return a ** 0.5 * images.float() + (1 - a) ** 0.5 * torch.randn(images.shape, generator=g)
+    noise = torch.randn(images.shape, generator=torch.Generator().manual_seed(seed))
+    return sampling.forward_diffuse(images.float(), int(t), alphas_cumprod.float(), noise)
 
 
 def sdedit_retention(world: World, plan: Plan, images: torch.Tensor, prompts, t: int, read, seed: int = 0) -> float:
