@@ -54,8 +54,8 @@ def on_live_world(world, students=LIVE_STUDENTS) -> bool:
     return (world.extras.get("variant") == DEFAULT_VARIANT and all(s in world.specs for s in students))
 
 
-def page_settings(student: str = "dmd2", k: int = 0, base_guidance: float = 0.0, prompt: str = LIVE_PROMPT,
+def page_settings(student: str | None = "dmd2", k=0, base_guidance: float = 0.0, prompt: str = LIVE_PROMPT,
                   seeds=LIVE_SEEDS) -> str:
-    """The page's controls for a readout, as a reader sets them."""
-    return (f"prompt “{prompt}”, student {student}, k = {k}, base CFG {base_guidance:g}, "
+    """The page's controls for a readout, as a reader sets them (student None: every student in turn)."""
+    return (f"prompt “{prompt}”, " + (f"student {student}, " if student else "") + f"k = {k}, base CFG {base_guidance:g}, "
             f"{len(seeds)} images from seed {seeds[0]}")
