@@ -118,3 +118,17 @@ def test_dt_slider_cell_has_a_static_image(smoke_book):
     nb = nbformat.read(str(smoke_book / "book" / "dt_visualization.ipynb"), as_version=4)
     slider = next(c for c in nb.cells if "dt-slider" in c.metadata.get("tags", []))
     assert any("image/png" in o.get("data", {}) for o in slider.outputs)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=os.path.basename)
+def test_chapter_ends_with_exercises(path):
+    """Issue 18: each chapter ends with two or three exercises, each answer a collapsed, computed output."""
+    nb = nbformat.read(path, as_version=4)
+    heads = [i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and c.source.lstrip().startswith("## ")]
+    assert heads and nb.cells[heads[-1]].source.lstrip().startswith("## Exercises"), f"{path}: no final ## Exercises"
+    tail = nb.cells[heads[-1] + 1:]
+    answers = [c for c in tail if c.cell_type == "code"]
+    assert 2 <= len(answers) <= 3, f"{path}: {len(answers)} exercise answers"
+    for c in answers:
+        assert {"hide-input", "hide-output"} <= set(c.metadata.get("tags", [])), f"{path}: an answer is not collapsed"
+    assert tail[-1].cell_type == "code", f"{path}: the last exercise has no answer cell"
