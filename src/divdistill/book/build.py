@@ -2,7 +2,6 @@
 chapter summaries, and Jupyter Book 1.x renders _build/html."""
 from __future__ import annotations
 
-import argparse
 import ast
 import glob
 import hashlib
@@ -16,6 +15,7 @@ import time
 import nbformat
 
 from . import claims
+from .. import commandline as C
 from ..io import atomic_write_text
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
@@ -262,7 +262,12 @@ def build_copy(dest: str, parameters: dict, force: bool = True) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m divdistill.book")
+    """`python -m divdistill.book execute | html | ledger | sync-url`; bad input: one line, exit 2."""
+    return C.main_guard("python -m divdistill.book", _main, argv)
+
+
+def _main(argv) -> int:
+    p = C.parser("python -m divdistill.book")
     p.add_argument("what", choices=["execute", "html", "ledger", "sync-url"])
     p.add_argument("--force", action="store_true", help="re-execute every notebook even if its inputs are unchanged")
     p.add_argument("--only", nargs="*", help="execute only these notebooks (names without .ipynb)")
