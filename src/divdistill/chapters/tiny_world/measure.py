@@ -159,7 +159,7 @@ def _main(argv) -> int:
     import time
 
     t0 = time.time()
-    names = a.students.split(",")
+    names = [s for s in a.students.split(",") if s]  # --students "" diagnoses the teacher alone
     world = load_tiny_world(variant=a.variant, device=a.device, students=names)
     res = diagnose(world, load_evaluator(world.extras["evaluator_root"]).to(a.device), names, a.n, a.seed)
     res["provenance"] = provenance({"kind": "analogue", "n": a.n, "students": names}, a.seed, 0, time.time() - t0, {})
