@@ -77,9 +77,9 @@ def launch(jobs: dict, logdir: str, timeout: float) -> dict:
 
 
 def teacher_jobs(variant: str, preset: str) -> dict:
-    from divdistill.tiny.schedule import SNR_FACTOR
+    from divdistill.tiny.loader import variant_snr_factor
 
-    snr = SNR_FACTOR if variant == "snr-matched" else 1.0
+    snr = variant_snr_factor(variant)  # 1, the value count 64/3, or the spectrum-aware derivation (tiny/spectrum.py)
     return {f"{variant}-teacher": [PY, "-m", "divdistill.tiny", "train-teacher", "--variant", variant,
                                    "--snr-factor", repr(snr), *TEACHER_ARGS[preset].split()]}
 

@@ -55,3 +55,21 @@ def test_derivation_is_deterministic_and_inside_its_band():
     assert lo < d1["snr_factor"] < hi
     assert d1["count_only"] == pytest.approx(64 / 3)
     assert 0 < d1["latent_white_share"] < 1 and math.isfinite(d1["snr_factor"])
+
+
+def test_each_variant_trains_on_its_own_factor():
+    from divdistill.tiny.loader import variant_snr_factor
+    from divdistill.tiny.schedule import SNR_FACTOR
+
+    assert variant_snr_factor("sd-schedule") == 1.0 and variant_snr_factor("snr-matched") == SNR_FACTOR
+    assert variant_snr_factor("spectrum-matched") == S.derive()["snr_factor"]
+    with pytest.raises(ValueError, match="valid variants"):
+        variant_snr_factor("nope")
+
+
+def test_tiny_cli_names_a_bad_variant_in_one_line(capsys):
+    from divdistill.tiny.__main__ import main
+
+    assert main(["evaluate", "--variant", "nope"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("python -m divdistill.tiny: error: unknown tiny-world variant 'nope'") and "\n" not in err

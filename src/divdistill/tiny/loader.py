@@ -9,7 +9,7 @@ from diffusers import (DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
                        EulerDiscreteScheduler, LCMScheduler, UNet2DConditionModel)
 
 from ..registry import Conditioning, ModelSpec, ModelUnavailableError, World, scheduler_factory
-from .schedule import diffusers_config, load_schedule
+from .schedule import SNR_FACTOR, diffusers_config, load_schedule
 from .text import TextEncoder, Tokenizer
 
 SCHEDULERS = {c.__name__: c for c in (DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, LCMScheduler,
@@ -19,8 +19,9 @@ BASE_STEPS = 50
 
 
 # The tiny world's variants (issue 8), one folder each under data/tiny/ with teacher/ and students/:
-# "sd-schedule": SD's scaled-linear schedule (the ablation); "snr-matched": SNR × 64/3, matching SDXL at layout scale.
-VARIANTS = ("snr-matched", "sd-schedule")  # the default first: chapters list variants in this order
+# "sd-schedule": SD's scaled-linear schedule (the ablation); "snr-matched": SNR × 64/3 (values counted alone);
+# "spectrum-matched" (issue 19): SNR × s from the count and the spectrum on both sides (tiny/spectrum.py).
+VARIANTS = ("snr-matched", "sd-schedule", "spectrum-matched")  # the default first: chapters list them in this order
 DEFAULT_VARIANT = "snr-matched"  # the ONE place that decides which variant load_world("tiny") gives
 
 
@@ -38,6 +39,17 @@ def variant_dir(variant: str | None = None) -> str:
     if variant not in VARIANTS:
         raise ValueError(f"unknown tiny-world variant {variant!r}; valid variants: {list(VARIANTS)}")
     return os.path.join(data_dir(), variant)
+
+
+def variant_snr_factor(variant: str | None = None) -> float:
+    """The SNR factor a variant's models are trained on: 1, the value count 64/3, or the spectrum-aware derivation."""
+    variant = DEFAULT_VARIANT if variant is None else variant
+    variant_dir(variant)  # a clear error for an unknown variant
+    if variant == "spectrum-matched":
+        from .spectrum import derive
+
+        return derive()["snr_factor"]
+    return {"sd-schedule": 1.0, "snr-matched": SNR_FACTOR}[variant]
 
 
 def evaluator_dir() -> str:
