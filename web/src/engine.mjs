@@ -50,6 +50,31 @@ export async function runPlan(world, plan, { xT, noise, predict, batch }) {
   return { images: final, dt, nfe };
 }
 
+/**
+ * The book's diversity (paper Table 3 on the tiny world): divdistill.metrics.pairwise_diversity of one prompt's
+ * evaluator features (B·F, row-major): rows L2-normalised as torch's F.normalize (÷ max(‖f‖, 1e-12)), then
+ * Σ_{a,b} (1 − f̂_a·f̂_b) / (B(B − 1)), the diagonal included as Python's sum includes it (there 1 − f̂·f̂ ≈ 0).
+ */
+export function meanPairwiseCosineDistance(feats, batch) {
+  if (batch < 2) return NaN;
+  const f = feats.length / batch, unit = new Float64Array(feats.length);
+  for (let a = 0; a < batch; a++) {
+    let n = 0;
+    for (let j = 0; j < f; j++) n += feats[a * f + j] * feats[a * f + j];
+    n = Math.max(Math.sqrt(n), 1e-12);
+    for (let j = 0; j < f; j++) unit[a * f + j] = feats[a * f + j] / n;
+  }
+  let total = 0;
+  for (let a = 0; a < batch; a++) {
+    for (let b = 0; b < batch; b++) {
+      let s = 0;
+      for (let j = 0; j < f; j++) s += unit[a * f + j] * unit[b * f + j];
+      total += 1 - s;
+    }
+  }
+  return total / (batch * (batch - 1));
+}
+
 /** Mean pairwise pixel distance: the RMS difference of two images in [0, 1], averaged over all pairs. */
 export function meanPairwiseDistance(images, batch) {
   const d = images.length / batch;

@@ -1,7 +1,7 @@
 // The live tiny world (issue 18): the book's teacher and students, exported to ONNX at `make book`, run here by
 // onnxruntime-web (wasm, on the reader's CPU). No server, no network beyond this site's own files.
 import * as ort from "./ort.wasm.min.mjs";
-import { makePlan, meanPairwiseDistance, runPlan } from "./engine.mjs";
+import { makePlan, meanPairwiseCosineDistance, meanPairwiseDistance, runPlan } from "./engine.mjs";
 
 const HERE = new URL("./", import.meta.url).href;
 ort.env.wasm.wasmPaths = HERE;
@@ -65,12 +65,22 @@ function noiseFor(seeds, slot) {
   return out;
 }
 
-/** One run: {prompt, seeds, student, k, baseGuidance, base50} → images, x̂0 per step, NFE, milliseconds. */
+/** The evaluator's features of B images (B·3·32·32 in [−1, 1]; the graph clamps) → B·128 (metrics.features). */
+export async function features(images, batch) {
+  if (!world) await load();
+  const s = await session(world.evaluator.file.replace(/\.onnx$/, ""));
+  const x = new ort.Tensor("float32", Float32Array.from(images), [batch, ...world.latent_shape]);
+  return (await s.run({ [s.inputNames[0]]: x }))[s.outputNames[0]].data;
+}
+
+/** One run: {prompt, seeds, student, k, baseGuidance, base50} → images, x̂0 per step, NFE, milliseconds, and the
+ * diversity readouts: the evaluator's (the book's metric) and the pixel one. */
 export async function run(opts) {
   if (!world) await load();
   const plan = makePlan(world, opts);
   const l0 = performance.now();  // session creation (download + wasm set-up) happens once per model, untimed below
-  await Promise.all(["text_encoder", ...new Set(plan.steps.map((s) => s.model))].map(session));
+  const evaluator = world.evaluator.file.replace(/\.onnx$/, "");
+  await Promise.all(["text_encoder", evaluator, ...new Set(plan.steps.map((s) => s.model))].map(session));
   const loadMs = performance.now() - l0, t0 = performance.now();
   const B = opts.seeds.length, text = await encode(opts.prompt);
   const [L, E] = text.dims;
@@ -87,7 +97,11 @@ export async function run(opts) {
   };
   const res = await runPlan(world, plan, { xT: noiseFor(opts.seeds, 0), noise: (i) => noiseFor(opts.seeds, 1 + i),
                                            predict, batch: B });
-  return { ...res, plan, ms: performance.now() - t0, loadMs, diversity: meanPairwiseDistance(res.images, B) };
+  const ms = performance.now() - t0, e0 = performance.now();
+  const feats = await features(res.images, B);  // the book's diversity, measured after the sampling run
+  const diversity = meanPairwiseCosineDistance(feats, B);
+  return { ...res, plan, ms, loadMs, evalMs: performance.now() - e0, features: feats, diversity,
+           pixelDistance: meanPairwiseDistance(res.images, B) };
 }
 
 // ---- the page ----
@@ -166,9 +180,12 @@ async function show(ui, base50) {
     const r = await run(opts);
     const B = opts.seeds.length, S = r.dt.length;
     ui.status.textContent = `“${opts.prompt}” · ${r.plan.name} · seeds ${opts.seeds[0]}–${opts.seeds.at(-1)} · ` +
-      `NFE ${r.nfe} per image · ${r.ms.toFixed(0)} ms for ${B} images` +
-      (r.loadMs > 50 ? ` (+ ${(r.loadMs / 1000).toFixed(1)} s loading the models, once) · ` : " · ") +
-      `mean pairwise pixel distance ${r.diversity.toFixed(3)}`;
+      `NFE ${r.nfe} per image · ${r.ms.toFixed(0)} ms for ${B} images (+ ${r.evalMs.toFixed(0)} ms evaluator)` +
+      (r.loadMs > 50 ? ` (+ ${(r.loadMs / 1000).toFixed(1)} s loading the models, once)` : "");
+    ui.diversity.textContent = B < 2 ? "diversity: needs at least 2 images" :
+      `evaluator feature distance, the book's diversity: ${r.diversity.toFixed(3)}`;
+    ui.pixel.textContent = B < 2 ? "" : `mean pairwise pixel distance (not the book's metric; can disagree with it): ` +
+      `${r.pixelDistance.toFixed(3)}`;
     ui.status.dataset.ms = r.ms.toFixed(1);
     draw(ui.grid, split(r.images, B), Math.min(B, 8), 3);
     const rows = S <= 8 ? [...Array(S).keys()] : [...Array(10).keys()].map((i) => Math.round((i * (S - 1)) / 9));
@@ -198,14 +215,17 @@ async function main() {
   const base = el("button", { id: "dd-base50",
                               text: "Run the base alone: 50 DDIM steps, 100 NFE (CFG: the selector's, 4 when off)" });
   const ui = { status: el("p", { id: "dd-status", class: "dd-status" }), grid: el("canvas", { id: "dd-grid" }),
+               diversity: el("p", { id: "dd-diversity", class: "dd-diversity" }),
+               pixel: el("p", { id: "dd-pixel", class: "dd-pixel" }),
                dt: el("canvas", { id: "dd-dt" }), dtLabel: el("p", { class: "dd-dtlabel" }) };
-  root.append(el("div", { class: "dd-buttons" }, again, base), ui.status, ui.grid, ui.dtLabel, ui.dt);
+  root.append(el("div", { class: "dd-buttons" }, again, base), ui.status, ui.diversity, ui.pixel, ui.grid,
+              ui.dtLabel, ui.dt);
   let queue = Promise.resolve();
   const go = (b50) => (queue = queue.then(() => show(ui, b50)).catch(() => {}));
   again.onclick = () => go(false);
   base.onclick = () => go(true);
   root.querySelectorAll("select").forEach((s) => s.addEventListener("change", () => go(false)));
-  window.ddLive = { run, world };
+  window.ddLive = { run, features, world };
   await go(false);
   root.dataset.ready = "1";
 }

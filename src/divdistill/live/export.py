@@ -1,5 +1,6 @@
-"""ONNX export of the tiny world for the live page (issue 18): the teacher, the text encoder and the paper's four
-students (Sec. 5 hybrid, Tables 2–3), plus each model's scheduler constants, cached by the world's content hash."""
+"""ONNX export of the tiny world for the live page (issue 18): the teacher, the text encoder, the paper's four
+students (Sec. 5 hybrid, Tables 2–3) and the tiny evaluator (the book's diversity: mean pairwise cosine distance of
+its features, Table 3), plus each model's scheduler constants, cached by the world's content hash."""
 from __future__ import annotations
 
 import hashlib
@@ -18,6 +19,7 @@ MODELS = ("base", "dmd2", "turbo", "lightning", "lcm")  # the teacher and the pa
 MAX_BATCH = 64  # 16 images × CFG's doubled batch, with room
 HERE = os.path.dirname(os.path.abspath(__file__))
 EXPORT_CODE = ("export.py", "compact.py", "noise.py")  # the code whose change means a re-export
+EVALUATOR = "evaluator"  # evaluator.onnx: images (B, 3, 32, 32) → the features metrics.pairwise_diversity reads
 
 
 def atomic_write(path: str, data: bytes) -> None:
@@ -41,19 +43,37 @@ def world_root(world=None) -> str:
     return root
 
 
-def world_hash(root: str, models=MODELS) -> str:
-    """Content hash of what the export reads: the teacher, the exported students, this package's code, the exporter."""
+def evaluator_root(root: str, world=None) -> str:
+    """The evaluator folder a world uses: its extras' `evaluator_root`, else the loader's rule (the world folder's
+    own evaluator/, else the shared data/tiny/evaluator) applied to `root` without loading the world."""
+    got = world.extras.get("evaluator_root") if world is not None else None
+    if got:
+        return got
+    from ..tiny.loader import evaluator_dir
+
+    own = os.path.join(root, "evaluator")
+    return own if os.path.isdir(own) else evaluator_dir()
+
+
+def world_hash(root: str, models=MODELS, evaluator: str | None = None) -> str:
+    """Content hash of what the export reads: the teacher, the exported students, the evaluator folder (default:
+    `evaluator_root(root)`), this package's code, the exporter."""
     from importlib.metadata import version
 
     h = hashlib.sha256(f"torch {torch.__version__} onnxscript {version('onnxscript')}".encode())
     dirs = [os.path.join(root, "teacher")] + [os.path.join(root, "students", m) for m in models if m != "base"]
+    ev = evaluator or evaluator_root(root)
+    if not os.path.isdir(ev):
+        raise FileNotFoundError(f"the live page exports the tiny evaluator; no evaluator folder at {ev!r}")
     files = [os.path.join(HERE, f) for f in EXPORT_CODE]
-    for top in dirs:
+    for top in dirs + [ev]:
         for d, sub, names in sorted(os.walk(top)):
             sub[:] = sorted(s for s in sub if s != "__pycache__")
             files += [os.path.join(d, f) for f in sorted(names) if ".tmp" not in f and f != "train_state.pt"]
     for p in files:
-        h.update(os.path.relpath(p, root if p.startswith(root) else HERE).encode())
+        name = (f"evaluator/{os.path.relpath(p, ev)}" if p.startswith(ev + os.sep)
+                else os.path.relpath(p, root if p.startswith(root) else HERE))
+        h.update(name.encode())
         with open(p, "rb") as fh:
             h.update(fh.read())
     return h.hexdigest()[:16]
@@ -68,6 +88,17 @@ class _UNet(torch.nn.Module):
 
     def forward(self, x, t, c):
         return self.unet(x, t, encoder_hidden_states=c).sample
+
+
+class _Features(torch.nn.Module):
+    """images (B, 3, 32, 32) → (B, 128): `metrics.features(evaluator, images)`, its clamp to [−1, 1] included."""
+
+    def __init__(self, evaluator):
+        super().__init__()
+        self.evaluator = evaluator
+
+    def forward(self, x):
+        return self.evaluator.features(x.float().clamp(-1, 1))
 
 
 def _export(module, args: tuple, names: tuple, path: str) -> None:
@@ -135,6 +166,15 @@ def export_world(world, out: str) -> dict:
         module = _UNet(world.spec(m).unet)
         _export(module, args, ("x", "t", "c"), os.path.join(out, f"{m}.onnx"))
         checks[m] = _check(os.path.join(out, f"{m}.onnx"), module, args)
+    from ..tiny.evaluator import load_evaluator
+
+    ev_root = world.extras.get("evaluator_root")
+    if not ev_root:
+        raise ValueError("the live page exports the tiny evaluator; this world has no extras['evaluator_root']")
+    feats = _Features(load_evaluator(ev_root))
+    imgs = (torch.rand(4, *world.latent_shape, generator=torch.Generator().manual_seed(1)) * 2.4 - 1.2,)  # clamped
+    _export(feats, imgs, ("x",), os.path.join(out, f"{EVALUATOR}.onnx"))
+    checks[EVALUATOR] = _check(os.path.join(out, f"{EVALUATOR}.onnx"), feats, imgs)
     seeds = list(range(N_SEEDS))
     noise = noise_arrays(world, seeds)  # (S, 1 + steps, C, H, W)
     atomic_write(os.path.join(out, "noise.bin"), noise.astype("<f4").tobytes())
@@ -142,6 +182,9 @@ def export_world(world, out: str) -> dict:
             "base": world.base_name, "latent_shape": list(world.latent_shape), **_vocabulary(world),
             "noise": {"file": "noise.bin", "seeds": seeds, "shape": list(noise.shape),
                       "layout": "[seed][0: x_T, 1..: the noise each re-noising step draws][C][H][W], float32 LE"},
+            "evaluator": {"file": f"{EVALUATOR}.onnx", "features": feats.evaluator.num_features,
+                          "input": "images (B, 3, 32, 32), clamped to [-1, 1] inside the graph (metrics.features)",
+                          "diversity": "metrics.pairwise_diversity: mean pairwise cosine distance of the features"},
             "onnx_max_abs_vs_torch": checks, "export_seconds": round(time.time() - t0, 1)}
     return info
 
@@ -150,16 +193,22 @@ def build_cache(cache: str, world=None, force: bool = False) -> tuple[dict, bool
     """The export in `cache`, redone only when the world's content hash changed; returns (world.json, exported?)."""
     from .. import load_world
 
-    key = world_hash(world_root(world))  # the default world is loaded only when it must be exported
+    key = world_hash(world_root(world), evaluator=_ev(world))  # loads the default world only to export it
     path = os.path.join(cache, "world.json")
     if not force and os.path.exists(path):
         with open(path) as f:
             info = json.load(f)
-        if info.get("hash") == key and all(os.path.exists(os.path.join(cache, f"{m}.onnx")) for m in MODELS):
+        if info.get("hash") == key and all(os.path.exists(os.path.join(cache, f"{m}.onnx"))
+                                           for m in (*MODELS, EVALUATOR)):
             return info, False
     world = world or load_world("tiny", device="cpu", students=[m for m in MODELS if m != "base"])
-    if world_hash(world_root(world)) != key:
+    if world_hash(world_root(world), evaluator=_ev(world)) != key:
         raise RuntimeError(f"load_world('tiny') loaded {world_root(world)}, not the world hashed; report this")
     info = {"hash": key, **export_world(world, cache)}
     atomic_write(path, json.dumps(info).encode())  # written last: its hash marks a complete export
     return info, True
+
+
+def _ev(world):
+    """The evaluator folder of a given world (None: the default world's, found by `evaluator_root`)."""
+    return None if world is None else evaluator_root(world_root(world), world)

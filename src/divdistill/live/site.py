@@ -48,7 +48,7 @@ def build_site(html_dir: str = os.path.join(ROOT, "_build", "html"), cache: str 
     """Export (when the world changed), install onnxruntime-web (when the lock changed), copy all into the site.
 
     Returns a report: the world's hash, whether it was exported, whether npm ran, the bytes copied."""
-    from .export import MODELS, build_cache
+    from .export import EVALUATOR, MODELS, build_cache
 
     if not os.path.isdir(html_dir):
         raise FileNotFoundError(f"no built book at {html_dir}; run `make book` (the live page is copied into it)")
@@ -60,7 +60,7 @@ def build_site(html_dir: str = os.path.join(ROOT, "_build", "html"), cache: str 
     files = [(os.path.join(dist, f), f) for f in ORT_FILES]
     files += [(os.path.join(WEB, "src", f), f) for f in sorted(os.listdir(os.path.join(WEB, "src")))]
     files += [(os.path.join(cache, f), f) for f in ["world.json", "noise.bin", "text_encoder.onnx"]
-              + [f"{m}.onnx" for m in MODELS]]
+              + [f"{m}.onnx" for m in (*MODELS, EVALUATOR)]]
     size = 0
     for src, name in files:
         _copy(src, os.path.join(out, name))
