@@ -73,3 +73,22 @@ def test_tiny_cli_names_a_bad_variant_in_one_line(capsys):
     assert main(["evaluate", "--variant", "nope"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("python -m divdistill.tiny: error: unknown tiny-world variant 'nope'") and "\n" not in err
+
+
+def test_offset_noise_carries_sdxls_over_by_the_same_count():
+    # identical worlds on the same schedule need SDXL's own 0.05
+    assert S.offset_noise_for(1.0, 0.3, 16384, 0.3, 16384) == pytest.approx(0.05)
+    # a mean that varies k times more needs offset noise whose variance (plus 1/N) grows k times
+    k = 4.0
+    sig = S.offset_noise_for(1.0, k * 0.3, 1024, 0.3, 16384)
+    assert sig ** 2 + 1 / 1024 == pytest.approx(k * (1 / 16384 + 0.05 ** 2))
+    with pytest.raises(ValueError, match="no offset noise"):
+        S.offset_noise_for(1.0, 1e-6, 1024, 0.3, 16384)
+    g = torch.Generator().manual_seed(0)
+    c = torch.randn(4000, 3, 1, 1, generator=g).expand(-1, -1, 8, 8)
+    assert S.measured_mean_variance(c) == pytest.approx(3.0, rel=0.08)
+
+
+def test_derived_offset_noise_is_deterministic():
+    a, b = S.derive_offset(s=11.0, n_scenes=500), S.derive_offset(s=11.0, n_scenes=500)
+    assert a == b and 0 < a["offset_noise"] < 1 and a["snr_factor"] == 11.0

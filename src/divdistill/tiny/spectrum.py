@@ -96,3 +96,48 @@ def derive(n_scenes: int = 4000, seed: int = 0, alpha: float = ALPHA, band=ALPHA
             "tiny_layout_variance": tiny_var, "tiny_block": tiny_block, "latent_block": ref_block,
             "latent_layout_variance": latent_layout_variance(alpha), "latent_white_share": above_nyquist(alpha),
             "count_only": LATENT_GRID ** 2 * LATENT_CHANNELS / (3 * RES ** 2), "n_scenes": n_scenes, "seed": seed}
+
+
+# The derived remedy for the signal leak at t = 999 (issue 19): offset noise whose strength carries SDXL's 0.05 (SDXL
+# report, Sec. 2.5) over by the same count, at the image-mean scale. The per-channel image mean of x_t carries signal
+# ᾱ·Var(mean) and noise (1 − ᾱ)·(1/N + σ_o²) (N values per channel, σ_o the offset noise's std), so its SNR is
+# SNR(t)·Σ_c Var(mean_c) / (1/N + σ_o²). Equating it between the worlds at every t (tiny SNR = s·SNR) gives σ_o.
+SDXL_OFFSET_NOISE = 0.05
+
+
+def latent_mean_variance(alpha: float = ALPHA) -> float:
+    """Σ_c Var(image mean of channel c) of SDXL's latent: the DC share of the in-grid 1/f^α part (DC = the f = 1 power)."""
+    p, _ = _radial_power(LATENT_GRID, alpha, 1.0)
+    w = above_nyquist(alpha)
+    return LATENT_CHANNELS * LATENT_VARIANCE * ((1 - w) * float(p[0, 0] / p.sum()) + w / LATENT_GRID ** 2)
+
+
+def measured_mean_variance(images: torch.Tensor) -> float:
+    """Σ_c Var(image mean of channel c) across a batch of images (N, C, H, W)."""
+    if images.dim() != 4 or images.shape[0] < 2:
+        raise ValueError(f"images must be (N >= 2, C, H, W), got {tuple(images.shape)}")
+    return float(images.double().mean((2, 3)).var(0).sum())
+
+
+def offset_noise_for(s: float, tiny_mean_var: float, tiny_values: int, ref_mean_var: float, ref_values: int,
+                     ref_offset: float = SDXL_OFFSET_NOISE) -> float:
+    """σ_o of the tiny world: its image-mean SNR at every t equals the reference's with offset noise `ref_offset`."""
+    if not (s > 0 and tiny_mean_var > 0 and ref_mean_var > 0 and tiny_values > 0 and ref_values > 0):
+        raise ValueError("s, variances and value counts must be > 0, got "
+                         f"{s}, {tiny_mean_var}, {tiny_values}, {ref_mean_var}, {ref_values}")
+    var = s * tiny_mean_var * (1 / ref_values + ref_offset ** 2) / ref_mean_var - 1 / tiny_values
+    if var < 0:
+        raise ValueError(f"no offset noise reaches the reference's mean SNR (σ_o² would be {var:.3g} < 0)")
+    return var ** 0.5
+
+
+def derive_offset(s: float | None = None, n_scenes: int = 4000, seed: int = 0, alpha: float = ALPHA) -> dict:
+    """The offset-noise strength the tiny world needs on SNR factor s (default: derive()'s), with its inputs."""
+    from .world import RES, sample_scenes
+
+    s = derive(n_scenes, seed, alpha)["snr_factor"] if s is None else s
+    tiny = measured_mean_variance(sample_scenes(n_scenes, seed=seed).images)
+    ref = latent_mean_variance(alpha)
+    return {"offset_noise": offset_noise_for(s, tiny, RES * RES, ref, LATENT_GRID ** 2), "snr_factor": s,
+            "tiny_mean_variance": tiny, "latent_mean_variance": ref, "sdxl_offset_noise": SDXL_OFFSET_NOISE,
+            "alpha": alpha}
