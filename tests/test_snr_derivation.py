@@ -92,3 +92,13 @@ def test_offset_noise_carries_sdxls_over_by_the_same_count():
 def test_derived_offset_noise_is_deterministic():
     a, b = S.derive_offset(s=11.0, n_scenes=500), S.derive_offset(s=11.0, n_scenes=500)
     assert a == b and 0 < a["offset_noise"] < 1 and a["snr_factor"] == 11.0
+
+
+def test_teacher_cli_offset_noise_option():
+    from divdistill.tiny.__main__ import _offset_noise, main
+
+    assert _offset_noise("0.1", 11.0) == 0.1
+    assert _offset_noise("derived", 11.0) == S.derive_offset(s=11.0)["offset_noise"]
+    with pytest.raises(ValueError, match="'derived'"):
+        _offset_noise("lots", 11.0)
+    assert main(["train-teacher", "--offset-noise", "-1", "--steps", "1"]) == 2

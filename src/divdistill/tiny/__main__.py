@@ -19,6 +19,8 @@ def _parser():
                                ("--warmup", int, 200), ("--offset-noise-start", int, 5000), ("--ema", float, 0.999),
                                ("--ckpt-every", int, 250)):
         t.add_argument(name, type=typ, default=default)
+    t.add_argument("--offset-noise", default="0.1",
+                   help="offset-noise std, or 'derived' for spectrum.derive_offset on this run's SNR factor")
     t.add_argument("--snr-factor", type=float, default=None,
                    help="SNR(t) x this of SD's schedule (default: the variant's own factor, tiny/loader.py)")
     t.add_argument("--init-from", default=None, help="fine-tune from this teacher folder (e.g. the sd-schedule one)")
@@ -36,14 +38,29 @@ def _parser():
     return p
 
 
+def _offset_noise(value: str, snr_factor: float) -> float:
+    """--offset-noise: a number >= 0, or 'derived' (SDXL's 0.05 carried over by the count, tiny/spectrum.py)."""
+    if value == "derived":
+        from .spectrum import derive_offset
+
+        return derive_offset(s=snr_factor)["offset_noise"]
+    try:
+        sigma = float(value)
+    except ValueError:
+        raise ValueError(f"--offset-noise must be a number >= 0 or 'derived', got {value!r}") from None
+    if not sigma >= 0:
+        raise ValueError(f"--offset-noise must be a number >= 0 or 'derived', got {value!r}")
+    return sigma
+
+
 def _train_teacher(a) -> dict:
     from .loader import variant_dir, variant_snr_factor
     from .teacher import TeacherConfig, train_teacher
 
-    cfg = TeacherConfig(steps=a.steps, batch=a.batch, seed=a.seed, lr=a.lr, warmup=a.warmup,
-                        snr_factor=variant_snr_factor(a.variant) if a.snr_factor is None else a.snr_factor,
-                        init_from=a.init_from, offset_noise_start=a.offset_noise_start, ema=a.ema,
-                        ckpt_every=a.ckpt_every)
+    snr = variant_snr_factor(a.variant) if a.snr_factor is None else a.snr_factor
+    cfg = TeacherConfig(steps=a.steps, batch=a.batch, seed=a.seed, lr=a.lr, warmup=a.warmup, snr_factor=snr,
+                        offset_noise=_offset_noise(a.offset_noise, snr), init_from=a.init_from,
+                        offset_noise_start=a.offset_noise_start, ema=a.ema, ckpt_every=a.ckpt_every)
     probe = None
     if a.probe_n:
         from .quality import teacher_probe
