@@ -18,6 +18,7 @@ share on both sides this is the old count 65,536 / 3,072 = 64/3. Here each side 
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import torch
 
@@ -82,11 +83,20 @@ def snr_factor(ref_block: int, ref_layout_var: float, tiny_block: int, tiny_layo
     return ref_block ** 2 * ref_layout_var / (tiny_block ** 2 * tiny_layout_var)
 
 
+@lru_cache(maxsize=8)
+def _tiny_statistics(n_scenes: int, seed: int) -> tuple[float, float]:
+    """(Σ_c Var(block mean), Σ_c Var(image mean)) of n training scenes: measured once per (n, seed)."""
+    from .world import sample_scenes
+
+    images = sample_scenes(n_scenes, seed=seed).images
+    return measured_layout_variance(images), measured_mean_variance(images)
+
+
 def derive(n_scenes: int = 4000, seed: int = 0, alpha: float = ALPHA, band=ALPHA_BAND) -> dict:
     """The spectrum-aware SNR factor with its inputs and its α band (the chapter's derivation table)."""
-    from .world import RES, sample_scenes
+    from .world import RES
 
-    tiny_var = measured_layout_variance(sample_scenes(n_scenes, seed=seed).images)
+    tiny_var = _tiny_statistics(n_scenes, seed)[0]
     ref_block, tiny_block = LATENT_GRID // LAYOUT_FRACTION, RES // LAYOUT_FRACTION
 
     def s(a: float) -> float:
@@ -133,10 +143,10 @@ def offset_noise_for(s: float, tiny_mean_var: float, tiny_values: int, ref_mean_
 
 def derive_offset(s: float | None = None, n_scenes: int = 4000, seed: int = 0, alpha: float = ALPHA) -> dict:
     """The offset-noise strength the tiny world needs on SNR factor s (default: derive()'s), with its inputs."""
-    from .world import RES, sample_scenes
+    from .world import RES
 
     s = derive(n_scenes, seed, alpha)["snr_factor"] if s is None else s
-    tiny = measured_mean_variance(sample_scenes(n_scenes, seed=seed).images)
+    tiny = _tiny_statistics(n_scenes, seed)[1]
     ref = latent_mean_variance(alpha)
     return {"offset_noise": offset_noise_for(s, tiny, RES * RES, ref, LATENT_GRID ** 2), "snr_factor": s,
             "tiny_mean_variance": tiny, "latent_mean_variance": ref, "sdxl_offset_noise": SDXL_OFFSET_NOISE,

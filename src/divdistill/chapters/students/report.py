@@ -14,25 +14,18 @@ def plateau_rows(variants: dict[str, str]) -> list[dict]:
     """Issue 8's plateau test per student: half-way vs final training probe (FID_tiny, diversity), plateau when both
     changed by less than their seed-to-seed std. `variants`: {variant: world folder}; students without probes skip."""
     rows = []
-    for v, root in variants.items():
-        sdir = os.path.join(root, "students")
-        for s in sorted(os.listdir(sdir)) if os.path.isdir(sdir) else []:
-            path = os.path.join(sdir, s, "provenance.json")
-            if not os.path.exists(path):
-                continue
-            with open(path) as f:
-                rec = json.load(f)
-            m = rec.get("metrics", {})
-            if not (m.get("final_probe") and m.get("probes")):
-                continue
-            half, fin = half_way_probe(m["probes"], rec["steps"]), m["final_probe"]
-            flat = {k: abs(fin[k] - half[k]) < max(fin[f"{k}_std"], half[f"{k}_std"]) for k in ("fid", "diversity")}
-            rows.append({"variant": v, "student": s, "iterations": rec["steps"], "batch": rec["config"].get("batch"),
-                         "device": rec.get("device"), "wall (s)": round(rec["wall_time_s"]),
-                         **{f"{lab} {when}": f"{d[k]:.{p}f} ± {d[f'{k}_std']:.{p}f}" for k, lab, p in
-                            (("fid", "FID", 1), ("diversity", "diversity", 3)) for when, d in
-                            (("half-way", half), ("final", fin))},
-                         "plateau (|Δ| < seed std)": flat["fid"] and flat["diversity"]})
+    for v, s, rec in _student_records(variants):
+        m = rec.get("metrics", {})
+        if not (m.get("final_probe") and m.get("probes")):
+            continue
+        half, fin = half_way_probe(m["probes"], rec["steps"]), m["final_probe"]
+        flat = {k: abs(fin[k] - half[k]) < max(fin[f"{k}_std"], half[f"{k}_std"]) for k in ("fid", "diversity")}
+        rows.append({"variant": v, "student": s, "iterations": rec["steps"], "batch": rec["config"].get("batch"),
+                     "device": rec.get("device"), "wall (s)": round(rec["wall_time_s"]),
+                     **{f"{lab} {when}": f"{d[k]:.{p}f} ± {d[f'{k}_std']:.{p}f}" for k, lab, p in
+                        (("fid", "FID", 1), ("diversity", "diversity", 3)) for when, d in
+                        (("half-way", half), ("final", fin))},
+                     "plateau (|Δ| < seed std)": flat["fid"] and flat["diversity"]})
     return rows
 
 
@@ -44,17 +37,24 @@ def _provenance(root: str, student: str) -> dict | None:
         return json.load(f)
 
 
+def _student_records(variants: dict[str, str]):
+    """(variant, student, provenance) of every student folder with a provenance.json, in name order."""
+    for v, root in variants.items():
+        sdir = os.path.join(root, "students")
+        for s in sorted(os.listdir(sdir)) if os.path.isdir(sdir) else []:
+            rec = _provenance(root, s)
+            if rec is not None:
+                yield v, s, rec
+
+
 def training_curves(variants: dict[str, str]) -> dict[str, dict[str, list]]:
     """{variant: {student: [(step, FID_tiny, seed std)]}} from every student's training probes (issue 19)."""
     from ...distill.bars import probe_curve
 
     out = {}
-    for v, root in variants.items():
-        sdir = os.path.join(root, "students")
-        for s in sorted(os.listdir(sdir)) if os.path.isdir(sdir) else []:
-            rec = _provenance(root, s)
-            if rec and rec.get("metrics", {}).get("final_probe"):
-                out.setdefault(v, {})[s] = probe_curve(rec["metrics"], rec["steps"])
+    for v, s, rec in _student_records(variants):
+        if rec.get("metrics", {}).get("final_probe"):
+            out.setdefault(v, {})[s] = probe_curve(rec["metrics"], rec["steps"])
     return out
 
 
