@@ -36,6 +36,14 @@ class UNetCalls(contextlib.AbstractContextManager):
         out = output[0] if isinstance(output, tuple) else getattr(output, "sample", output)
         self.calls.append((sample.detach(), torch.as_tensor(t).detach(), out.detach()))
 
+    def watch(self, module) -> None:
+        """Also record `module`'s calls (e.g. a student swapped in mid-run), whether or not the context is open."""
+        if any(m is module for m in self.modules):
+            return
+        self.modules.append(module)
+        if self._handles:  # open: hook now; __exit__ removes every handle in the list
+            self._handles.append(module.register_forward_hook(self._hook, with_kwargs=True))
+
     def __enter__(self):
         self._handles = [m.register_forward_hook(self._hook, with_kwargs=True) for m in self.modules]
         return self

@@ -32,15 +32,6 @@ def _lora_active(unet) -> list[str]:
     return sorted(active)
 
 
-def _watch(rec: UNetCalls, module) -> None:
-    """Let a DTPreview (a UNetCalls) also record `module`'s calls, whether or not its context is already open."""
-    if any(m is module for m in rec.modules):
-        return
-    rec.modules.append(module)
-    if rec._handles:  # the context is open: hook now; its __exit__ removes every handle in the list
-        rec._handles.append(module.register_forward_hook(rec._hook, with_kwargs=True))
-
-
 class HybridSwitch(PipelineCallback):
     """The paper's hybrid plan (Sec. 5): base for the first `after` steps, then the student, on the pipeline's grid.
 
@@ -72,7 +63,7 @@ class HybridSwitch(PipelineCallback):
         self.student_guidance = None if student_guidance is None else float(student_guidance)
         self._base = None
         if isinstance(preview, UNetCalls) and isinstance(student, torch.nn.Module):
-            _watch(preview, student)
+            preview.watch(student)
 
     @property
     def tensor_inputs(self) -> list[str]:
