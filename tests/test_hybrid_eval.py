@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import divdistill as dd
+from divdistill import metrics as M
 from divdistill.chapters.hybrid import stats as S
 from divdistill.book.claims import verdict
 
@@ -28,7 +29,7 @@ def test_identical_sets_have_zero_diversity_difference_and_zero_fid():
     d = S.paired_diff("diversity", a, b, n_boot=50)
     assert d.mean == 0 and d.lo == 0 and d.hi == 0
     assert verdict(d, ">") is None  # a zero effect is never a claim holding
-    ref = S.frechet_stats(np.concatenate(list(f.values())))
+    ref = M.feature_stats(np.concatenate(list(f.values())))
     assert abs(S.estimate("fid", a, ref, n_boot=20).mean) < 1e-6
 
 
@@ -40,7 +41,7 @@ def test_weighted_frechet_matches_scipy_fid():
     mu1, s1 = real.mean(0), np.cov(real, rowvar=False)
     mu2, s2 = fake.mean(0), np.cov(fake, rowvar=False)
     want = ((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * linalg.sqrtm(s1 @ s2).real)
-    got = S.weighted_frechet(S.frechet_stats(real), fake, np.ones((1, len(fake))))[0]
+    got = S.weighted_frechet(M.feature_stats(real), fake, np.ones((1, len(fake))))[0]
     assert got == pytest.approx(want, rel=1e-6)
 
 
@@ -103,6 +104,48 @@ def test_nfe_and_seconds_come_from_the_run_that_made_the_images(world, monkeypat
     assert len(calls) == len(s.seconds) == 4  # 2 prompts x ceil(3 / 2) batches, each timed
     assert s.nfe == calls[-1].nfe == 5  # base step with CFG (2 passes) + 3 student steps, counted by run_plan
     assert all(t > 0 for t in s.seconds) and s.n == 6
+
+
+def test_killed_hybrid_run_resumes_per_cell_and_a_settings_change_starts_afresh(world, monkeypatch, tmp_path):
+    from divdistill.chapters.hybrid import runs as H
+    from divdistill.book.chapter import Chapter
+    from divdistill.chapters.hybrid.plans import rows
+
+    calls = []
+    real_run = H.run_plan
+    monkeypatch.setattr(H, "run_plan", lambda *a, **kw: calls.append(a[2][0]) or real_run(*a, **kw))
+    ch = Chapter("hybrid_diversity", "tiny", world)
+    row = {r.key: r for r in rows(world, "dmd2")}["hybrid_g4"]
+    sizes, cache = H.Sizes(n_prompts=2, sweep_per_prompt=2, batch_size=2), str(tmp_path / "cache")
+
+    def measure(imgs, ps):
+        return {"feats": imgs.flatten(1).numpy(), "fid_feats": imgs.mean((2, 3)).numpy(), "probs": None,
+                "adherence": np.ones(len(ps))}
+
+    def killed(imgs, ps):
+        if len(calls) > 1:
+            raise KeyboardInterrupt  # killed in the second cell
+        return measure(imgs, ps)
+
+    with pytest.raises(KeyboardInterrupt):
+        H.run_sample(ch, row, sizes, killed, cache)
+    assert len(calls) == 2
+    resumed = H.run_sample(ch, row, sizes, measure, cache)
+    assert len(calls) == 3 and calls[2] == calls[1]  # only the second cell ran again
+    straight = H.run_sample(ch, row, sizes, measure)
+    for k, c in straight.cells.items():
+        assert np.array_equal(resumed.cells[k].feats, c.feats) and resumed.cells[k].feats.dtype == c.feats.dtype
+        assert np.array_equal(resumed.cells[k].fid_feats, c.fid_feats)
+    assert len(calls) == 5
+    H.run_sample(ch, row, sizes, measure, cache)  # everything from the cache
+    assert len(calls) == 5
+    H.run_sample(ch, {r.key: r for r in rows(world, "dmd2")}["hybrid_g2"], sizes, measure, cache)  # its own cells
+    assert len(calls) == 7
+    H.run_sample(ch, row, sizes, measure, cache)  # unaffected by the other row
+    assert len(calls) == 7
+    monkeypatch.setitem(world.extras, "root", str(tmp_path / "another world"))  # a settings change
+    H.run_sample(ch, row, sizes, measure, cache)
+    assert len(calls) == 9
 
 
 @pytest.mark.notebooks

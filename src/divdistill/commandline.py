@@ -1,15 +1,18 @@
 """The CLIs' one convention: --variant, --device (auto: CUDA when present), --threads, --out, provenance of the run,
-resumable JSON output, and bad input answered by one line `PROG: error: …` with exit status 2 (--debug: traceback)."""
+resumable results (load_partial/save_partial, per key: Partial), and bad input answered by one line `PROG: error: …`
+with exit status 2 (--debug: traceback)."""
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import pickle
 import sys
+import warnings
 
 import torch
 
-from .io import atomic_write_json, provenance
+from .io import atomic_torch_save, atomic_write_json, provenance
 from .registry import ModelUnavailableError
 
 # bad input (and a model that cannot be loaded): a clear message, not a traceback
@@ -66,19 +69,67 @@ def run_provenance(kind: str, args: argparse.Namespace, wall_time_s: float, **co
     return provenance({"kind": kind, **opts, **config}, int(config.get("seed", 0)), 0, wall_time_s)
 
 
-def load_partial(path: str | None, settings: dict) -> dict:
-    """Resumable JSON output: the partial results at `path` when they were made with the same settings, else {}."""
+def _as_json(settings: dict):
+    """Settings as they read back from JSON (tuples → lists), so a saved and a live record compare equal."""
+    return json.loads(json.dumps(settings, sort_keys=True, default=float))
+
+
+def load_partial(path: str | None, settings: dict, field: str = "results"):
+    """Resumable output: what was saved at `path` (its `field`) when it was made with the same settings, else {}.
+
+    A `.pt` path is a torch file (tensors allowed, loaded weights_only), any other JSON; settings must be JSON-able.
+    A file that cannot be read, or holds no settings and `field`, is ignored with a warning and overwritten by the
+    next save: saves are atomic, so such a file is damaged or foreign, and computing afresh is always correct.
+    """
     if not path or not os.path.exists(path):
         return {}
-    with open(path) as f:
-        rec = json.load(f)
-    return rec.get("results", {}) if rec.get("settings") == settings else {}
+    try:
+        if path.endswith(".pt"):
+            rec = torch.load(path, map_location="cpu", weights_only=True)
+        else:
+            with open(path) as f:
+                rec = json.load(f)
+    except (ValueError, RuntimeError, EOFError, pickle.UnpicklingError) as e:
+        warnings.warn(f"{path}: unreadable partial results ({type(e).__name__}: {str(e)[:80]}); ignored, starting "
+                      "afresh", stacklevel=2)
+        return {}
+    if not isinstance(rec, dict) or "settings" not in rec or field not in rec:
+        warnings.warn(f"{path}: not a partial-results file (no 'settings' and {field!r}); ignored, starting afresh",
+                      stacklevel=2)
+        return {}
+    return rec[field] if rec["settings"] == _as_json(settings) else {}
 
 
-def save_partial(path: str | None, settings: dict, results: dict) -> None:
-    """Write partial results atomically, so a killed run resumes from them (load_partial)."""
+def save_partial(path: str | None, settings: dict, results, field: str = "results") -> None:
+    """Write {"settings", field: results} atomically (torch for `.pt`, else JSON), so a killed run resumes from it."""
     if path:
-        atomic_write_json(path, {"settings": settings, "results": results})
+        rec = {"settings": _as_json(settings), field: results}
+        atomic_torch_save(rec, path) if path.endswith(".pt") else atomic_write_json(path, rec)
+
+
+class Partial:
+    """Per-key resumable results (load_partial/save_partial): `get(key, compute)` returns the saved value, or runs
+    compute() and saves the file at once, so a killed run loses at most the key in progress. Keys are strings; path
+    None keeps the results in memory only."""
+
+    def __init__(self, path: str | None, settings: dict):
+        self.path, self.settings = path, settings
+        self.results = load_partial(path, settings)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.results
+
+    def get(self, key: str, compute):
+        """The result under `key`: the saved one, else compute() (then saved)."""
+        if key not in self.results:
+            self.results[key] = compute()
+            save_partial(self.path, self.settings, self.results)
+        return self.results[key]
+
+    def discard(self) -> None:
+        """Remove the file once the run's final output is written."""
+        if self.path and os.path.exists(self.path):
+            os.remove(self.path)
 
 
 def fail(prog: str, err: BaseException, debug: bool = False) -> int:

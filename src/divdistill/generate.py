@@ -86,7 +86,10 @@ def shard_rows(rows: list[dict], index: int, count: int) -> list[dict]:
 
 
 def manifest_path(out: str, index: int = 0, count: int = 1) -> str:
-    """manifest.json for a single process; manifest.shard-IIIII-of-NNNNN.json for shard `index` of `count`."""
+    """manifest.json for a single process; manifest.shard-IIIII-of-NNNNN.json for shard `index` of `count`.
+
+    Resumption here is the manifests, not commandline.Partial: they are the run folder's on-disk format that
+    `divdistill-evaluate` and existing paper-scale folders read, and they resume per image across N processes."""
     return os.path.join(out, "manifest.json" if count == 1 else f"manifest.shard-{index:05d}-of-{count:05d}.json")
 
 

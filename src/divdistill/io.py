@@ -81,6 +81,20 @@ def update_metrics(path: str, metrics: dict) -> None:
     atomic_write_json(path, rec)
 
 
+def checkpoint_hashes(root: str | None) -> dict:
+    """sha1 (first 12 hex) of every weight file (*.safetensors) under a folder, by relative path: which weights ran."""
+    import glob
+    import hashlib
+
+    if not root:
+        return {}
+    out = {}
+    for f in sorted(glob.glob(os.path.join(root, "**", "*.safetensors"), recursive=True)):
+        with open(f, "rb") as fh:
+            out[os.path.relpath(f, root)] = hashlib.sha1(fh.read()).hexdigest()[:12]
+    return out
+
+
 def save_png(img, path: str) -> None:
     """An image (3, H, W) in [-1, 1] as an 8-bit RGB PNG, written atomically (a killed run leaves no half file)."""
     import numpy as np

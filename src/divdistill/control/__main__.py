@@ -13,7 +13,7 @@ PROG = "python -m divdistill.control"
 
 def _main(argv) -> int:
     from ..worlds import load_world
-    from .registry import ALL, DEFAULT_STEPS, lora_dir, loras_root
+    from .registry import ALL, DEFAULT_STEPS, lora_dir
     from .train import ControlConfig, remove, train_control
 
     p = C.parser(PROG, description=__doc__)
@@ -35,9 +35,6 @@ def _main(argv) -> int:
             print(f"{source}/{control}: already trained ({out})")
             continue
         rec = train_control(world, ControlConfig(control, source, steps=args.steps or DEFAULT_STEPS[control]), out)
-        stale = os.path.join(loras_root(world), "transfer_cache.json")  # readouts of the old LoRAs
-        if os.path.exists(stale):
-            os.remove(stale)
         print(f"{source}/{control}: {rec['wall_time_s']} s, loss {rec['metrics']['loss_last20']:.4f} → {out}")
     print(f"train-all: {time.time() - t0:.0f} s")
     return 0

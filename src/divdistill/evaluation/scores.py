@@ -22,43 +22,24 @@ class _Given(torch.nn.Module):
         return x
 
 
-def _fid_metric(dim: int):
-    from torchmetrics.image.fid import FrechetInceptionDistance
-
-    return FrechetInceptionDistance(feature=_Given(dim), reset_real_features=False)
-
-
-def _set_real_stats(metric, mu: np.ndarray, sigma: np.ndarray) -> None:
-    """Load reference (mu, sigma) into the metric's running sums; any count n ≥ 2 gives back exactly mu and sigma."""
-    n = 2
-    mu_t, sig_t = torch.as_tensor(mu, dtype=torch.float64), torch.as_tensor(sigma, dtype=torch.float64)
-    metric.real_features_num_samples = torch.tensor(n)
-    metric.real_features_sum = n * mu_t
-    metric.real_features_cov_sum = (n - 1) * sig_t + n * torch.outer(mu_t, mu_t)
-
-
-def fid(fake: torch.Tensor, real: torch.Tensor | None = None, stats: tuple | None = None, batch: int = 4096) -> float:
-    """Table 2 FID: torchmetrics' FrechetInceptionDistance on features (N, D) against real features or (mu, sigma)."""
+def fid(fake: torch.Tensor, real: torch.Tensor | None = None, stats: tuple | None = None) -> float:
+    """Table 2 FID on features (N, D) against real features or their (mu, sigma): metrics.frechet_from_stats, the
+    project's one Fréchet distance (equal to torchmetrics' FrechetInceptionDistance to ≤ 1e-9 relative)."""
     if (real is None) == (stats is None):
         raise ValueError("fid needs exactly one reference: real features or stats=(mu, sigma)")
-    metric = _fid_metric(fake.shape[1])
     if real is not None:
-        for i in range(0, len(real), batch):
-            metric.update(real[i:i + batch].double(), real=True)
+        mu_r, cov_r = M.feature_stats(real)
     else:
         if np.shape(stats[0]) != (fake.shape[1],):
             raise ValueError(f"reference statistics have dimension {np.shape(stats[0])}, features {fake.shape[1]}: "
                              "they come from a different feature network")
-        _set_real_stats(metric, *stats)
-    for i in range(0, len(fake), batch):
-        metric.update(fake[i:i + batch].double(), real=False)
-    return float(metric.compute())
+        mu_r, cov_r = (torch.as_tensor(np.asarray(v), dtype=torch.float64) for v in stats)
+    return float(M.frechet_from_stats(mu_r, cov_r, *M.feature_stats(fake)))
 
 
 def feature_stats(feats: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """(mu, sigma) of features (N, D), float64, unbiased covariance (as torchmetrics and pytorch-fid)."""
-    f = feats.double().numpy()
-    return f.mean(0), np.cov(f, rowvar=False)
+    """(mu, sigma) of features (N, D) as numpy float64 (metrics.feature_stats), unbiased covariance as pytorch-fid."""
+    return M.feature_stats(feats.double().numpy())
 
 
 def write_stats(path: str, feats: torch.Tensor, **meta) -> None:

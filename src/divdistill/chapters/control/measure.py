@@ -1,14 +1,15 @@
 """Measure control transfer (paper Table 1, Fig. 2): attribute readouts with vs without each LoRA, slider sweeps."""
 from __future__ import annotations
 
-import json
 import os
 import time
 
 import numpy as np
 import torch
 
+from ... import commandline as C
 from ...book import claims
+from ...io import checkpoint_hashes
 from ...plan import base, distilled, hybrid, with_adapters
 from ...sampling import generate
 from ...control.registry import ALL, TABLE_TARGETS, adapter_name, lora_dir, loras_root
@@ -60,35 +61,26 @@ def units(control: str, n_seeds: int) -> tuple[list[str], list[int]]:
     return [p for p in ps for _ in range(n_seeds)], [1000 + j for _ in ps for j in range(n_seeds)]
 
 
-class Cache:
-    """Readouts already measured, in a JSON file beside transfer.json: a killed `evaluate` resumes (none: in memory)."""
-
-    def __init__(self, path: str | None = None):
-        self.path, self.data = path, {}
-        if path and os.path.exists(path):
-            with open(path) as f:
-                self.data = json.load(f)
-
-    def get(self, key: str, fn) -> np.ndarray:
-        if key not in self.data:
-            self.data[key] = [float(v) for v in fn()]
-            if self.path:
-                from ...io import atomic_write_json
-
-                atomic_write_json(self.path, self.data)
-        return np.array(self.data[key])
-
+def readout_cache(world, path: str | None = None) -> C.Partial:
+    """Readouts already measured (commandline.Partial at `path`; None: in memory), a killed `evaluate` resumes; they
+    hold while GEN_STEPS and the weights of the world, its evaluator and its LoRAs are unchanged (retraining one
+    starts afresh)."""
+    return C.Partial(path, {"kind": "control readouts", "gen_steps": GEN_STEPS,
+                            "world": checkpoint_hashes(world.extras.get("root")),
+                            "evaluator": checkpoint_hashes(world.extras.get("evaluator_root")),
+                            "loras": checkpoint_hashes(loras_root(world))})
 
 
 def readout(world, evaluator, control: str, plan, n_seeds: int, adapters=None, start: int = 0,
-            cache: Cache | None = None) -> np.ndarray:
+            cache: C.Partial | None = None) -> np.ndarray:
     """Attribute readout per unit of `plan` with the given adapter scales (None: no LoRA) from step `start` on."""
     if adapters:
         plan = with_adapters(plan, adapters, start)
     prompts, seeds = units(control, n_seeds)
     key = f"{control}|{plan.name}|{plan.models}|{[s.adapters for s in plan]}|{n_seeds}"
-    return (cache or Cache()).get(key, lambda: attribute(evaluator, generate(world, plan, prompts, seeds).images,
-                                                         control))
+    got = (cache or C.Partial(None, {})).get(key, lambda: [float(v) for v in attribute(
+        evaluator, generate(world, plan, prompts, seeds).images, control)])
+    return np.array(got)
 
 
 def effect_row(control: str, source: str, target: str, without: np.ndarray, with_: np.ndarray,
@@ -188,7 +180,7 @@ def evaluate_all(world, n_seeds: int = 5, log=print) -> str:
 
     t0 = time.time()
     ev = load_evaluator(world.extras["evaluator_root"]).to(world.device)
-    cache = Cache(os.path.join(loras_root(world), "transfer_cache.json"))
+    cache = readout_cache(world, os.path.join(loras_root(world), "transfer_cache.json"))
     rows = transfer_rows(world, ev, n_seeds, log=log, cache=cache)
     res = {"rows": rows, "verdicts": c1_verdicts(rows), "fraction": FRACTION, "gen_steps": GEN_STEPS,
            "sweep": {s: slider_sweep(world, ev, s, TABLE_TARGETS, max(2, n_seeds // 2), cache=cache)

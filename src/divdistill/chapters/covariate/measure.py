@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 
 import numpy as np
@@ -151,7 +150,8 @@ def _shift(features, x, data) -> dict:
 
 def run(out: str, n: int = 96, seeds=(0, 1, 2), n_shift: int = 256, k: int = 8, variant: str | None = None,
         device: str = "cpu", batch_size: int = 64, progress=print) -> dict:
-    """Every seed's Table 9 record and shift profile; resumes from `out`.partial after a kill; writes `out` atomically."""
+    """Every seed's Table 9 record and shift profile; resumes from `out`.partial (commandline.Partial) after a
+    kill; writes `out` atomically."""
     from ...book.chapter import open_chapter
 
     ch = open_chapter("covariate_study", "tiny", device, variant=variant) if variant else \
@@ -159,26 +159,19 @@ def run(out: str, n: int = 96, seeds=(0, 1, 2), n_shift: int = 256, k: int = 8, 
     world, ev = ch.world, ch.evaluator
     config = {"n": n, "seeds": list(seeds), "n_shift": n_shift, "k": k, "teacher": world.base_name, "student": "pd",
               "variant": world.extras.get("variant"), "teacher_guidance": world.spec(world.base_name).guidance}
-    part = out + ".partial"
-    done = json.load(open(part)) if os.path.exists(part) else {"config": config, "seeds": {}, "shift": {}}
-    if done["config"] != config:
-        done = {"config": config, "seeds": {}, "shift": {}}
+    part = C.Partial(out + ".partial", config)  # per seed; a killed run resumes, other settings start afresh
     models = [m for pair in SHIFT_PAIRS for m in pair if m in world.specs]
     t0 = time.time()
     for s in seeds:
-        if str(s) not in done["seeds"]:
-            done["seeds"][str(s)] = seed_record(world, ev, world.base_name, "pd", n, s, k, batch_size, progress)
-            atomic_write_json(part, done)
-        if str(s) not in done["shift"]:
-            done["shift"][str(s)] = shift_profile(world, ch.features, models, n_shift, s, batch_size)
-            atomic_write_json(part, done)
+        part.get(f"seed {s}", lambda: seed_record(world, ev, world.base_name, "pd", n, s, k, batch_size, progress))
+        part.get(f"shift {s}", lambda: shift_profile(world, ch.features, models, n_shift, s, batch_size))
         if progress:
             progress(f"seed {s} done ({time.time() - t0:.0f}s)")
-    result = {"config": config, "per_seed": [done["seeds"][str(s)] for s in seeds],
-              "shift": {str(s): done["shift"][str(s)] for s in seeds},
+    result = {"config": config, "per_seed": [part.results[f"seed {s}"] for s in seeds],
+              "shift": {str(s): part.results[f"shift {s}"] for s in seeds},
               "provenance": provenance(config, int(seeds[0]), len(seeds), time.time() - t0)}
     atomic_write_json(out, result)
-    os.remove(part)
+    part.discard()
     return result
 
 

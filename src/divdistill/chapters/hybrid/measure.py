@@ -13,6 +13,7 @@ import time
 from dataclasses import asdict, replace
 
 from ... import commandline as C
+from ...io import checkpoint_hashes
 from ...book import claims
 from . import stats as S
 from ...book.claims import Estimate, verdict
@@ -144,20 +145,6 @@ def verdicts(res: dict) -> dict:
     v["C8"] = claims.all_hold([v["C8_guidance"], v["C8_k"]])
     v["C4"] = v["C4_vs_base"]
     return v
-
-
-def checkpoint_hashes(root: str | None) -> dict:
-    """sha1 (first 12 hex) of every weight file under a tiny world's folder: which teacher and students ran."""
-    import glob
-    import hashlib
-
-    if not root:
-        return {}
-    out = {}
-    for f in sorted(glob.glob(os.path.join(root, "**", "*.safetensors"), recursive=True)):
-        with open(f, "rb") as fh:
-            out[os.path.relpath(f, root)] = hashlib.sha1(fh.read()).hexdigest()[:12]
-    return out
 
 
 PROG = "python -m divdistill.chapters.hybrid"

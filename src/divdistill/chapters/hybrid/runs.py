@@ -1,12 +1,13 @@
 """Running the hybrid chapter's plans on shared seeds and measuring every image (paper Sec. 5, Tables 2–3).
 
 Each row's sample is generated cell by cell (replicate x prompt), every batch timed whole (prompt encoding, every
-step, decoding), and only per-image measurements are kept; with a cache folder a killed run resumes per cell.
+step, decoding), and only per-image measurements are kept; with a cache folder a killed run resumes per cell
+(commandline.Partial).
 """
 from __future__ import annotations
 
-import hashlib
 import os
+import re
 import time
 from dataclasses import asdict, dataclass
 
@@ -15,9 +16,9 @@ import torch
 
 from . import stats as S
 from .plans import Row, rows, students_of
+from ... import commandline as C
 from ... import paper
-from ...io import atomic_torch_save
-from ...metrics import factor_hits
+from ...metrics import factor_hits, feature_stats
 from ...sampling import run_plan
 
 # Table 3's prompts at sdxl (the paper names them "Sunset beach", "Cute puppy", ...; its exact wording is not given)
@@ -127,41 +128,29 @@ def coco_rows(n: int) -> list[dict]:
 
 
 def _jobs(scale, sizes: Sizes, reps: int, per_prompt: int) -> list[tuple]:
-    """(cell key, prompts, seeds, diversity?, quality?) for every cell of a row's sample."""
+    """(cell key, resume key, prompts, seeds, diversity?, quality?) for every cell of a row's sample."""
     ps = prompts_for(scale, sizes.n_prompts)
     out = []
     for r in range(reps):
         for g, p in enumerate(ps):
-            out.append(((r, g), [p] * per_prompt, [seed_of(r, g, j) for j in range(per_prompt)], True,
+            seeds = [seed_of(r, g, j) for j in range(per_prompt)]
+            out.append(((r, g), f"{p!r} x {per_prompt}, seeds {seeds[0]}-{seeds[-1]}", [p] * per_prompt, seeds, True,
                         scale == "tiny"))
         if scale != "tiny" and sizes.n_eval:
             rows_ = coco_rows(sizes.n_eval)
-            out.append(((r, -1), [x["prompt"] for x in rows_], [x["seed"] + r for x in rows_], False, True))
+            out.append(((r, -1), f"COCO-30k rows 0-{sizes.n_eval - 1}, seeds + {r}", [x["prompt"] for x in rows_],
+                        [x["seed"] + r for x in rows_], False, True))
     return out
 
 
 def run_sample(ch, row: Row, sizes: Sizes, measure: Measurer, cache_dir: str | None = None, log=None) -> S.Sample:
-    """Generate a row's images cell by cell, timing every batch, and keep only the per-image measurements."""
+    """Generate a row's images cell by cell, timing every batch, and keep only the per-image measurements; with
+    `cache_dir` each cell's are saved as it ends (commandline.Partial, one file per row), so a killed run resumes."""
     reps, per = sizes.tier(row.family, row.key)
+    part = C.Partial(_cache_path(cache_dir, ch, row), _cache_settings(ch, row))
     cells, seconds, nfe = {}, [], None
-    for key, prompts, seeds, div, qual in _jobs(ch.scale, sizes, reps, per):
-        path = _cache_path(cache_dir, ch, row, prompts, seeds)
-        if path and os.path.exists(path):
-            rec = torch.load(path, weights_only=False)
-        else:
-            parts, secs = [], []
-            for i in range(0, len(prompts), sizes.batch_size):
-                t0 = time.perf_counter()
-                res = run_plan(ch.world, row.plan, prompts[i:i + sizes.batch_size], seeds[i:i + sizes.batch_size],
-                               capture=False)
-                if res.images.is_cuda:
-                    torch.cuda.synchronize()
-                secs.append((time.perf_counter() - t0) / len(res.images))  # encoding + every step + decoding
-                parts.append(measure(res.images, prompts[i:i + sizes.batch_size]))
-                nfe = res.nfe
-            rec = {"nfe": nfe, "seconds": secs, **{k: _cat([p[k] for p in parts]) for k in parts[0]}}
-            if path:
-                atomic_torch_save(rec, path)
+    for key, name, prompts, seeds, div, qual in _jobs(ch.scale, sizes, reps, per):
+        rec = _arrays(part.get(name, lambda: _tensors(_measure_cell(ch, row, prompts, seeds, sizes, measure))))
         nfe, seconds = rec["nfe"], seconds + list(rec["seconds"])
         cells[key] = S.Cell(rec["feats"], quality=qual, diversity=div, fid_feats=rec["fid_feats"],
                             probs=rec["probs"], adherence=rec["adherence"])
@@ -170,16 +159,47 @@ def run_sample(ch, row: Row, sizes: Sizes, measure: Measurer, cache_dir: str | N
     return S.Sample(cells, nfe, seconds, row.key)
 
 
+def _measure_cell(ch, row: Row, prompts, seeds, sizes: Sizes, measure: Measurer) -> dict:
+    """One cell's per-image measurements, its NFE and the seconds per image of each timed batch."""
+    parts, secs, nfe = [], [], None
+    for i in range(0, len(prompts), sizes.batch_size):
+        t0 = time.perf_counter()
+        res = run_plan(ch.world, row.plan, prompts[i:i + sizes.batch_size], seeds[i:i + sizes.batch_size],
+                       capture=False)
+        if res.images.is_cuda:
+            torch.cuda.synchronize()
+        secs.append((time.perf_counter() - t0) / len(res.images))  # encoding + every step + decoding
+        parts.append(measure(res.images, prompts[i:i + sizes.batch_size]))
+        nfe = res.nfe
+    return {"nfe": nfe, "seconds": secs, **{k: _cat([p[k] for p in parts]) for k in parts[0]}}
+
+
 def _cat(parts):
     return None if any(p is None for p in parts) else np.concatenate(parts)
 
 
-def _cache_path(cache_dir, ch, row, prompts, seeds) -> str | None:
+def _tensors(rec: dict) -> dict:
+    """numpy arrays → tensors (a .pt partial loads weights_only); `_arrays` turns them back, bit for bit."""
+    return {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in rec.items()}
+
+
+def _arrays(rec: dict) -> dict:
+    return {k: v.numpy() if isinstance(v, torch.Tensor) else v for k, v in rec.items()}
+
+
+def _cache_path(cache_dir, ch, row: Row) -> str | None:
+    """<cache_dir>/<scale>-<variant>/<row key>--<plan name>.pt: one partial file per row (the plan name carries the
+    student, the key the sweep's value)."""
     if not cache_dir:
         return None
-    ident = repr((ch.scale, ch.world.extras.get("variant"), ch.world.extras.get("root"), row.plan.steps,
-                  prompts, seeds, ch.stand_in_metrics))
-    return os.path.join(cache_dir, hashlib.sha1(ident.encode()).hexdigest()[:20] + ".pt")
+    slug = re.sub(r"[^A-Za-z0-9.=,+-]+", "_", f"{row.key}--{row.plan.name}").strip("_")[:150]
+    return os.path.join(cache_dir, f"{ch.scale}-{ch.world.extras.get('variant') or 'default'}", f"{slug}.pt")
+
+
+def _cache_settings(ch, row: Row) -> dict:
+    """What a cell's measurements depend on besides its prompts and seeds (those are in its key)."""
+    return {"scale": ch.scale, "variant": ch.world.extras.get("variant"), "root": ch.world.extras.get("root"),
+            "plan": repr(row.plan.steps), "stand_in_metrics": bool(ch.stand_in_metrics)}
 
 
 def fid_reference(ch, sizes: Sizes, reference_images: torch.Tensor | None = None):
@@ -190,10 +210,10 @@ def fid_reference(ch, sizes: Sizes, reference_images: torch.Tensor | None = None
         ps = prompts_for("tiny", sizes.n_prompts)
         per = max(2, sizes.n_ref // len(ps))
         feats = [ch.features(scenes_for_prompt(p, per, 777 + g).images).numpy() for g, p in enumerate(ps)]
-        return S.frechet_stats(np.concatenate(feats))
+        return feature_stats(np.concatenate(feats))
     if reference_images is None or ch.stand_in_metrics:
         return None
-    return S.frechet_stats(sdxl_quality(reference_images, [""] * len(reference_images), ch.extras)["fid_feats"])
+    return feature_stats(sdxl_quality(reference_images, [""] * len(reference_images), ch.extras)["fid_feats"])
 
 
 def restrict(s: S.Sample, reps=(0,), per_prompt: int | None = None) -> S.Sample:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ... import metrics as M
 from ...book.claims import Estimate
 
 METRICS = ("diversity", "fid", "inception_score", "adherence")
@@ -48,30 +49,16 @@ def cell_diversity(cell: Cell, c: np.ndarray) -> np.ndarray:
     return np.einsum("bi,ij,bj->b", c, d, c) / np.maximum(pairs, 1e-12)
 
 
-def frechet_stats(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and covariance (ddof 1) of reference features (N, F), as FID uses them."""
-    f = np.asarray(feats, np.float64)
-    return f.mean(0), np.cov(f, rowvar=False)
-
-
-def _sqrt_psd(m: np.ndarray) -> np.ndarray:
-    w, v = np.linalg.eigh((m + m.T) / 2)
-    return (v * np.sqrt(w.clip(0))) @ v.T
-
-
 def weighted_frechet(ref: tuple[np.ndarray, np.ndarray], feats: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """FID between reference (mu, cov) and features (N, F) drawn with weights c (B, N) → (B,); c = 1 is plain FID."""
+    """FID between reference (mu, cov) and features (N, F) drawn with weights c (B, N) → (B,); c = 1 is plain FID
+    (metrics.frechet_from_stats on weighted metrics.feature_stats, the reference's root taken once)."""
     mu_r, cov_r = ref
-    root = _sqrt_psd(cov_r)
+    root = M.sqrt_psd(cov_r)
     f = np.asarray(feats, np.float64)
     out = np.empty(len(c))
     for b, w in enumerate(c):
-        n = w.sum()
-        mu = w @ f / n
-        x = f - mu
-        cov = (x.T * w) @ x / max(n - 1, 1)
-        tr_sqrt = np.sqrt(np.linalg.eigvalsh(root @ cov @ root).clip(0)).sum()
-        out[b] = ((mu - mu_r) ** 2).sum() + np.trace(cov) + np.trace(cov_r) - 2 * tr_sqrt
+        mu, cov = M.feature_stats(f, w)
+        out[b] = M.frechet_from_stats(mu, cov, mu_r, cov_r, root2=root)
     return out
 
 

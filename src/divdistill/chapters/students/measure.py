@@ -2,15 +2,14 @@
 hybrid (paper Sec. 5); diversity loss as two numbers, vs the 50-step teacher and vs the teacher on the same sampler."""
 from __future__ import annotations
 
-import os
 import statistics
 
 import numpy as np
 
+from ... import commandline as C
 from ... import metrics as M
 from ...book.claims import bootstrap_diff, verdict
 from ...plan import base, distilled, hybrid, on_sampler
-from ...io import atomic_write_json
 from ...sampling import generate
 from ...tiny.quality import EVAL_PROMPTS
 from ...tiny.world import sample_scenes
@@ -58,7 +57,8 @@ def evaluate_controls(world, names=None, per_prompt: int = 10, seeds=(0, 1, 2), 
                       batch_size: int = 100) -> dict:
     """The control table: teacher 50 steps, then per student its own plan, on_sampler and hybrid(k=1, CFG 0).
 
-    Resumable: with `out`, rows already in that JSON (same settings) are kept and the file is rewritten after each row.
+    Resumable (commandline.load_partial/save_partial, field "rows"): with `out`, rows already in that JSON (same
+    settings) are kept and the file is rewritten after each row.
     `features` (images → (B, D)) defaults to the tiny evaluator's; `teacher=False` skips the 50-step row.
     """
     ev = None
@@ -70,14 +70,7 @@ def evaluate_controls(world, names=None, per_prompt: int = 10, seeds=(0, 1, 2), 
     names = list(world.students if names is None else names)
     settings = {"per_prompt": per_prompt, "seeds": list(seeds), "n_fid": n_fid, "variant": world.extras.get("variant"),
                 "base_guidance": world.spec(world.base_name).guidance, "prompts": list(prompts)}
-    res = {"settings": settings, "rows": []}
-    if out and os.path.exists(out):
-        import json
-
-        with open(out) as f:
-            old = json.load(f)
-        if old.get("settings") == settings:
-            res = old
+    res = {"settings": settings, "rows": C.load_partial(out, settings, field="rows") or []}
     done = {r["label"] for r in res["rows"]}
     todo = ([(TEACHER, "teacher", None, base(world))] if teacher else []) + \
         [(lab, kind, n, plan) for n in names for lab, kind, plan in control_plans(world, n)]
@@ -87,8 +80,7 @@ def evaluate_controls(world, names=None, per_prompt: int = 10, seeds=(0, 1, 2), 
         row = {"label": label, "kind": kind, "student": student,
                **measure(world, plan, features, per_prompt, seeds, n_fid, prompts, ev, batch_size)}
         res["rows"].append(row)
-        if out:
-            atomic_write_json(out, res)
+        C.save_partial(out, settings, res["rows"], field="rows")
         if progress:
             progress(f"{label}: diversity {row['diversity']:.3f} ± {row['diversity_std']:.3f}"
                      + (f", FID {row['fid']:.1f}" if "fid" in row else ""))
