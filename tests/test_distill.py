@@ -30,7 +30,7 @@ def test_pd_loss_decreases(teacher_root, tmp_path):
     from divdistill.tiny.loader import load_unet
     from divdistill.tiny.world import sample_scenes
 
-    cfg = PDConfig(start_steps=8, final_steps=4, iters_per_stage=40, batch=8, lr=2e-4)
+    cfg = PDConfig(start_steps=8, final_steps=4, iters_per_stage=30, batch=8, lr=2e-4)
     train_pd(teacher_root, str(tmp_path), cfg, progress=False)
     T = Teacher(teacher_root)
     ac = T.ac
@@ -48,7 +48,7 @@ def test_pd_loss_decreases(teacher_root, tmp_path):
 
 
 def test_lcm_loss_decreases(teacher_root, tmp_path):
-    cfg = LCMConfig(iters=30, batch=8, lr=1e-3)
+    cfg = LCMConfig(iters=16, batch=8, lr=1e-3)
     early, late = _early_late(train_lcm(teacher_root, str(tmp_path), cfg, progress=False)["losses"])
     assert late < early
 

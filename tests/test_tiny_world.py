@@ -162,3 +162,17 @@ def test_committed_checkpoints_have_provenance():
         prov = json.load(open(os.path.join(path, "provenance.json")))
         assert {"config", "seed", "steps", "wall_time_s", "git_commit", "metrics"} <= set(prov)
         assert prov["metrics"], path
+
+
+def test_teacher_lr_schedule_warms_up_holds_and_decays_to_zero():
+    """The decay tail leaves every earlier step's learning rate as the constant recipe's, so a run extended by it
+    equals one trained with it from the start; decay_steps = 0 is the committed teachers' recipe."""
+    from divdistill.tiny.teacher import TeacherConfig, teacher_lr
+
+    flat, tail = TeacherConfig(steps=6500), TeacherConfig(steps=7500, decay_steps=1000)
+    assert [teacher_lr(flat, s) for s in range(0, 7500, 50)][:130] == [teacher_lr(tail, s) for s in range(0, 6500, 50)]
+    assert teacher_lr(tail, 99) == pytest.approx(0.5e-3) and teacher_lr(flat, 7499) == 1e-3
+    lrs = [teacher_lr(tail, s) for s in range(6500, 7500)]
+    assert all(a >= b for a, b in zip(lrs, lrs[1:])) and lrs[0] > 0.99e-3 and lrs[-1] == 0.0
+    with pytest.raises(ValueError, match="decay_steps must be in"):
+        TeacherConfig(steps=10, decay_steps=11)

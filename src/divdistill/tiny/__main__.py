@@ -17,7 +17,7 @@ def _parser():
                      out="default: data/tiny/<variant>/teacher")
     for name, typ, default in (("--steps", int, 6500), ("--batch", int, 64), ("--seed", int, 0), ("--lr", float, 1e-3),
                                ("--warmup", int, 200), ("--offset-noise-start", int, 5000), ("--ema", float, 0.999),
-                               ("--ckpt-every", int, 250)):
+                               ("--ckpt-every", int, 250), ("--decay-steps", int, 0)):
         t.add_argument(name, type=typ, default=default)
     t.add_argument("--offset-noise", default="0.1",
                    help="offset-noise std, or 'derived' for spectrum.derive_offset on this run's SNR factor")
@@ -60,7 +60,8 @@ def _train_teacher(a) -> dict:
     snr = variant_snr_factor(a.variant) if a.snr_factor is None else a.snr_factor
     cfg = TeacherConfig(steps=a.steps, batch=a.batch, seed=a.seed, lr=a.lr, warmup=a.warmup, snr_factor=snr,
                         offset_noise=_offset_noise(a.offset_noise, snr), init_from=a.init_from,
-                        offset_noise_start=a.offset_noise_start, ema=a.ema, ckpt_every=a.ckpt_every)
+                        offset_noise_start=a.offset_noise_start, ema=a.ema, ckpt_every=a.ckpt_every,
+                        decay_steps=a.decay_steps)
     probe = None
     if a.probe_n:
         from .quality import teacher_probe

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import os
 from dataclasses import asdict, dataclass
 
@@ -45,12 +46,16 @@ class TeacherConfig:
     snr_factor: float = 1.0
     # Fine-tune from this teacher folder instead of a random init (how Lin et al. 2024 re-fit SD to a new schedule).
     init_from: str | None = None
+    # Cosine decay of the learning rate to 0 over the last `decay_steps` steps (0: constant after warm-up).
+    decay_steps: int = 0
 
     def __post_init__(self):
         if self.steps < 1 or self.batch < 1:
             raise ValueError(f"steps and batch must be >= 1, got steps={self.steps}, batch={self.batch}")
         if not 0 <= self.p_uncond < 1:
             raise ValueError(f"p_uncond must be in [0, 1), got {self.p_uncond}")
+        if not 0 <= self.decay_steps <= self.steps:
+            raise ValueError(f"decay_steps must be in [0, steps={self.steps}], got {self.decay_steps}")
 
 
 def diffusion_loss(unet, text_encoder, tok, x0, prompts, t, noise, sched) -> torch.Tensor:
@@ -96,6 +101,15 @@ def train_teacher(out: str, cfg: TeacherConfig, device: str = "cpu", progress: b
     return {"wall_time_s": res["wall"], "final_loss": metrics["train_loss_last100"], "final": metrics.get("final")}
 
 
+def teacher_lr(cfg: TeacherConfig, step: int) -> float:
+    """Linear warm-up, constant, then (with decay_steps) a cosine decay to 0 over the last decay_steps steps."""
+    lr = cfg.lr * min(1.0, (step + 1) / cfg.warmup)
+    into = step - (cfg.steps - cfg.decay_steps)
+    if cfg.decay_steps and into >= 0:
+        lr *= 0.5 * (1 + math.cos(math.pi * (into + 1) / cfg.decay_steps))
+    return lr
+
+
 def _teacher_loss(unet, enc, tok, sched, opt, cfg, step, device) -> torch.Tensor:
     g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)  # batch is a pure function of (seed, step)
     sc = sample_scenes(cfg.batch, seed=int(torch.randint(2**31, (1,), generator=g)))
@@ -106,7 +120,7 @@ def _teacher_loss(unet, enc, tok, sched, opt, cfg, step, device) -> torch.Tensor
     if cfg.offset_noise and step >= cfg.offset_noise_start:
         noise = noise + cfg.offset_noise * torch.randn(cfg.batch, 3, 1, 1, generator=g)
     for group in opt.param_groups:
-        group["lr"] = cfg.lr * min(1.0, (step + 1) / cfg.warmup)
+        group["lr"] = teacher_lr(cfg, step)
     return diffusion_loss(unet, enc, tok, sc.images.to(device), prompts, t.to(device), noise.to(device), sched)
 
 
