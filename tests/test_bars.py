@@ -62,3 +62,34 @@ def test_students_chapter_bar_rows_and_curves_from_provenance(tmp_path):
     assert rows["lcm"]["meets bar"] is True and rows["lcm"]["stable (half → final)"] is True  # 79 ≤ 2 × 40
     curves = training_curves({"v": str(tmp_path)})["v"]
     assert [pt[0] for pt in curves["dmd2"]] == [100, 200, 300, 400] and len(curves["lcm"]) == 4
+
+
+def test_teacher_attempts_are_recorded_from_provenance_and_judged(tmp_path):
+    """record-attempt keeps one row per label, taken from the run's provenance; the chapter's table judges each."""
+    import json
+
+    from divdistill.chapters.tiny_world.report import attempt_rows
+    from divdistill.tiny.quality import ATTEMPT_METRICS, record_attempt
+
+    def run(name, fid, bg):
+        d = tmp_path / name
+        d.mkdir()
+        metrics = {k: 0.97 for k in ATTEMPT_METRICS}
+        metrics.update(n_samples=1000, fid_tiny_teacher_vs_data=fid, adherence_bg=bg, diversity_teacher_mean=0.19,
+                       diversity_data_mean=0.187)
+        (d / "provenance.json").write_text(json.dumps({
+            "created": "now", "git_commit": "abc", "device": "cpu x1", "wall_time_s": 10.0, "metrics": metrics,
+            "config": {"steps": 6500, "lr": 1e-3, "offset_noise": 0.61, "offset_noise_start": 0, "snr_factor": 11.4}}))
+        return str(d)
+
+    record_attempt(str(tmp_path), run("a", 70.0, 0.47), "first")
+    record_attempt(str(tmp_path), run("b", 30.0, 0.99), "second")
+    rows = record_attempt(str(tmp_path), run("c", 31.0, 0.99), "second")  # the same label replaces its row
+    assert [r["label"] for r in rows] == ["first", "second"] and rows[1]["metrics"]["fid_tiny_teacher_vs_data"] == 31.0
+    table = attempt_rows(str(tmp_path))
+    assert table[0]["passes"] == "no: fid, bg" and table[1]["passes"] == "yes"
+    assert "constant lr" in table[0]["recipe"] and "from step 0" in table[0]["recipe"]
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "provenance.json").write_text(json.dumps({"metrics": {}, "config": {}}))
+    with pytest.raises(ValueError, match="not evaluated yet"):
+        record_attempt(str(tmp_path), str(tmp_path / "d"), "third")

@@ -33,7 +33,12 @@ def _parser():
     v.add_argument("--root", default=None, help="a world folder (default: data/tiny/<variant>)")
     v.add_argument("--n", type=int, default=1000)
     v.add_argument("--seed", type=int, default=1234)
-    for s in (t, e, v):
+    r = C.add_common(sub.add_parser("record-attempt", help="add an evaluated teacher run to the variant's "
+                                    "teacher_attempts.json (the tiny-world chapter's remedies table)"),
+                     device=False, threads=None, out=None)
+    r.add_argument("--teacher", required=True, help="the evaluated teacher folder (with provenance.json)")
+    r.add_argument("--label", required=True, help="what this run tried, e.g. 'derived offset noise from step 0'")
+    for s in (t, e, v, r):
         s.add_argument("--debug", action="store_true", help="on an error, show the traceback")
     return p
 
@@ -80,6 +85,11 @@ def _main(argv) -> int:
         from .loader import evaluator_dir
 
         res = train_evaluator(a.out or evaluator_dir(), EvaluatorConfig(steps=a.steps, seed=a.seed), device=a.device)
+    elif a.cmd == "record-attempt":
+        from .loader import variant_dir
+        from .quality import record_attempt
+
+        res = record_attempt(variant_dir(a.variant), a.teacher, a.label)
     else:
         from .loader import variant_dir
         from .quality import evaluate_world

@@ -111,3 +111,39 @@ def teacher_probe(n: int = 200, seeds=(0, 1, 2), n_div: int = 10):
         with torch.no_grad():
             return quick_eval(w, base(w), n, seeds, n_div)
     return probe
+
+
+ATTEMPT_METRICS = ("n_samples", "fid_tiny_teacher_vs_data", "fid_tiny_data_a_vs_b", "adherence", "adherence_bg",
+                   "adherence_color", "adherence_shape", "adherence_size", "diversity_teacher_mean",
+                   "diversity_data_mean", "diversity_ratio_teacher_over_data")
+
+
+def attempt_record(teacher_dir: str, label: str) -> dict:
+    """One evaluated teacher run, from its provenance: its recipe and the acceptance numbers (issue 19's remedies)."""
+    import json
+
+    with open(os.path.join(teacher_dir, "provenance.json")) as f:
+        prov = json.load(f)
+    missing = [k for k in ATTEMPT_METRICS if k not in prov.get("metrics", {})]
+    if missing:
+        raise ValueError(f"{teacher_dir}: not evaluated yet (no {missing[0]} in its provenance); run "
+                         f"`python -m divdistill.tiny evaluate --root <its world folder>` first")
+    cfg = prov["config"]
+    recipe = {k: cfg.get(k, d) for k, d in (("steps", None), ("lr", None), ("offset_noise", None),
+                                             ("offset_noise_start", None), ("decay_steps", 0), ("snr_factor", None))}
+    return {"label": label, "created": prov["created"], "git_commit": prov["git_commit"], "device": prov["device"],
+            "wall_time_s": prov["wall_time_s"], "recipe": recipe,
+            "metrics": {k: prov["metrics"][k] for k in ATTEMPT_METRICS}}
+
+
+def record_attempt(variant_root: str, teacher_dir: str, label: str) -> list[dict]:
+    """Add (or replace, by label) a teacher run's record in <variant_root>/teacher_attempts.json; returns them all."""
+    import json
+
+    from ..io import atomic_write_json
+
+    path = os.path.join(variant_root, "teacher_attempts.json")
+    rows = json.load(open(path)) if os.path.exists(path) else []
+    rows = [r for r in rows if r["label"] != label] + [attempt_record(teacher_dir, label)]
+    atomic_write_json(path, rows)
+    return rows
