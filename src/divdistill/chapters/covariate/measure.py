@@ -162,13 +162,15 @@ def run(out: str, n: int = 96, seeds=(0, 1, 2), n_shift: int = 256, k: int = 8, 
     part = C.Partial(out + ".partial", config)  # per seed; a killed run resumes, other settings start afresh
     models = [m for pair in SHIFT_PAIRS for m in pair if m in world.specs]
     t0 = time.time()
+    per_seed, shift = [], {}
     for s in seeds:
-        part.get(f"seed {s}", lambda: seed_record(world, ev, world.base_name, "pd", n, s, k, batch_size, progress))
-        part.get(f"shift {s}", lambda: shift_profile(world, ch.features, models, n_shift, s, batch_size))
+        per_seed.append(part.get(f"seed {s}", lambda: seed_record(world, ev, world.base_name, "pd", n, s, k,
+                                                                   batch_size, progress)))
+        shift[str(s)] = part.get(f"shift {s}", lambda: shift_profile(world, ch.features, models, n_shift, s,
+                                                                     batch_size))
         if progress:
             progress(f"seed {s} done ({time.time() - t0:.0f}s)")
-    result = {"config": config, "per_seed": [part.results[f"seed {s}"] for s in seeds],
-              "shift": {str(s): part.results[f"shift {s}"] for s in seeds},
+    result = {"config": config, "per_seed": per_seed, "shift": shift,
               "provenance": provenance(config, int(seeds[0]), len(seeds), time.time() - t0)}
     atomic_write_json(out, result)
     part.discard()
