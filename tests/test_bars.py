@@ -71,7 +71,7 @@ def test_teacher_attempts_are_recorded_from_provenance_and_judged(tmp_path):
     from divdistill.chapters.tiny_world.report import attempt_rows
     from divdistill.tiny.quality import ATTEMPT_METRICS, record_attempt
 
-    def run(name, fid, bg):
+    def run(name, fid, bg, **config):
         d = tmp_path / name
         d.mkdir()
         metrics = {k: 0.97 for k in ATTEMPT_METRICS}
@@ -79,7 +79,8 @@ def test_teacher_attempts_are_recorded_from_provenance_and_judged(tmp_path):
                        diversity_data_mean=0.187)
         (d / "provenance.json").write_text(json.dumps({
             "created": "now", "git_commit": "abc", "device": "cpu x1", "wall_time_s": 10.0, "metrics": metrics,
-            "config": {"steps": 6500, "lr": 1e-3, "offset_noise": 0.61, "offset_noise_start": 0, "snr_factor": 11.4}}))
+            "config": {"steps": 6500, "lr": 1e-3, "offset_noise": 0.61, "offset_noise_start": 0, "snr_factor": 11.4,
+                       **config}}))
         return str(d)
 
     record_attempt(str(tmp_path), run("a", 70.0, 0.47), "first")
@@ -89,6 +90,9 @@ def test_teacher_attempts_are_recorded_from_provenance_and_judged(tmp_path):
     table = attempt_rows(str(tmp_path))
     assert table[0]["passes"] == "no: fid, bg" and table[1]["passes"] == "yes"
     assert "constant lr" in table[0]["recipe"] and "from step 0" in table[0]["recipe"]
+    assert not table[0]["recipe"].startswith("continues")
+    record_attempt(str(tmp_path), run("e", 40.0, 1.0, init_from="data/t", seed=1, decay_steps=1000), "longer")
+    assert attempt_rows(str(tmp_path))[2]["recipe"].startswith("continues data/t (seed 1): 6,500 steps")
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "provenance.json").write_text(json.dumps({"metrics": {}, "config": {}}))
     with pytest.raises(ValueError, match="not evaluated yet"):

@@ -130,7 +130,8 @@ def attempt_record(teacher_dir: str, label: str) -> dict:
                          f"`python -m divdistill.tiny evaluate --root <its world folder>` first")
     cfg = prov["config"]
     recipe = {k: cfg.get(k, d) for k, d in (("steps", None), ("lr", None), ("offset_noise", None),
-                                             ("offset_noise_start", None), ("decay_steps", 0), ("snr_factor", None))}
+                                             ("offset_noise_start", None), ("decay_steps", 0), ("snr_factor", None),
+                                             ("seed", 0), ("init_from", None))}
     return {"label": label, "created": prov["created"], "git_commit": prov["git_commit"], "device": prov["device"],
             "wall_time_s": prov["wall_time_s"], "recipe": recipe,
             "metrics": {k: prov["metrics"][k] for k in ATTEMPT_METRICS}}
