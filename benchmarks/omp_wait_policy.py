@@ -66,6 +66,7 @@ def main() -> None:
         finally:
             if busy:
                 busy.kill()
+                busy.wait()
     for (load, policy), s in res.items():
         print(f"{load:>14} | OMP_WAIT_POLICY={policy:<8} | {s * 1000:8.1f} ms/step (median of {a.repeats})")
     for load in ("idle", "one core busy"):

@@ -97,3 +97,23 @@ def test_teacher_attempts_are_recorded_from_provenance_and_judged(tmp_path):
     (tmp_path / "d" / "provenance.json").write_text(json.dumps({"metrics": {}, "config": {}}))
     with pytest.raises(ValueError, match="not evaluated yet"):
         record_attempt(str(tmp_path), str(tmp_path / "d"), "third")
+
+
+def test_teacher_table_and_acceptance_rows_from_provenance():
+    """The chapter's teachers table names a continued run's start and its added steps; acceptance skips an unevaluated
+    teacher and judges every adherence factor of an evaluated one."""
+    from divdistill.chapters.tiny_world.report import acceptance_rows, teacher_rows
+
+    good = {"n_samples": 1000, "fid_tiny_teacher_vs_data": 40.0, "adherence": 0.96, "adherence_bg": 0.99,
+            "adherence_shape": 0.85, "diversity_teacher_mean": 0.19, "diversity_data_mean": 0.187}
+    prov = {"a": {"steps": 6500, "wall_time_s": 1.0, "config": {}, "metrics": {"final": {"fid": 90.0}}},
+            "b": {"steps": 5000, "wall_time_s": 2.0, "config": {"init_from": "data/tiny/b/teacher/"}, "metrics": good},
+            "c": {"steps": 100, "wall_time_s": 3.0, "config": {"init_from": "data/tiny/a/teacher"}, "metrics": {}}}
+    rows = {r["variant"]: r for r in teacher_rows(prov)}
+    assert rows["a"]["train steps"] == 6500 and rows["a"]["init from"] == "scratch"
+    assert rows["a"]["FID_tiny vs data"] == 90.0  # the training probe's, before an evaluation
+    assert rows["b"]["train steps"] == "+5,000" and rows["b"]["init from"] == "its previous version (git history)"
+    assert rows["c"]["init from"] == "data/tiny/a/teacher"
+    acc = acceptance_rows(prov)
+    assert [r["variant"] for r in acc] == ["b"] and acc[0]["n"] == 1000
+    assert acc[0]["factor:bg"] and not acc[0]["factor:shape"] and not acc[0]["all"]
