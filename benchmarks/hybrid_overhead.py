@@ -82,9 +82,10 @@ def _sdxl_text_and_vae(dev, dt):
 
     from divdistill.registry import Conditioning
 
-    te1 = CLIPTextModel(CLIPTextConfig(**SDXL_TE1)).to(dev, dt).eval()
-    te2 = CLIPTextModelWithProjection(CLIPTextConfig(**SDXL_TE2)).to(dev, dt).eval()
-    vae = AutoencoderKL(**SDXL_VAE).to(dev, dt).eval()
+    with dev:  # random init on the GPU itself (seconds, where a CPU init of these sizes takes minutes)
+        te1 = CLIPTextModel(CLIPTextConfig(**SDXL_TE1)).to(dev, dt).eval()
+        te2 = CLIPTextModelWithProjection(CLIPTextConfig(**SDXL_TE2)).to(dev, dt).eval()
+        vae = AutoencoderKL(**SDXL_VAE).to(dev, dt).eval()
 
     @torch.no_grad()
     def encode(prompts):
@@ -126,9 +127,11 @@ def sdxl(batch: int, repeats: int, device: str = "cuda", dtype=torch.float16) ->
     for mode in ("two_unet", "lora"):
         if cuda:
             torch.cuda.empty_cache()
-        base_unet = UNet2DConditionModel(**SDXL_UNET).to(dev, dt).eval()
+        with dev:
+            base_unet = UNet2DConditionModel(**SDXL_UNET).to(dev, dt).eval()
         if mode == "two_unet":
-            student_unet, adapter = UNet2DConditionModel(**SDXL_UNET).to(dev, dt).eval(), None
+            with dev:
+                student_unet, adapter = UNet2DConditionModel(**SDXL_UNET).to(dev, dt).eval(), None
         else:  # DMD2's LoRA release is rank 64 on the attention projections
             base_unet.add_adapter(LoraConfig(r=64, target_modules=["to_q", "to_k", "to_v", "to_out.0"]), "student")
             student_unet, adapter = base_unet, "student"

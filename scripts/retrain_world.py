@@ -3,6 +3,7 @@
     python scripts/retrain_world.py teacher  --variant snr-matched            # teacher + its evaluation
     python scripts/retrain_world.py students --variant snr-matched [dmd2 ...] # student recipes in parallel
     python scripts/retrain_world.py evaluate --variant snr-matched            # every chapter's committed JSON
+    python scripts/retrain_world.py session --variant spectrum-matched --budget 540 --out $OUT  # one lent GPU
 
 `--preset gpu` (default) is the committed world's recipe; `--preset micro` runs every stage at toy size (a dry run of
 this script on a CPU); `--preset bench` runs a few iterations at the GPU batch sizes (timing, in a scratch copy).
@@ -12,7 +13,9 @@ The runs are ordinary CLI calls, so each resumes from its train_state.pt after a
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -108,16 +111,174 @@ def eval_jobs(variant: str, preset: str) -> dict:
     }
 
 
+# One lent GPU session (issue 19: 15 device-minutes in all): the SDXL timing on a clean GPU, then the teacher continued
+# at a GPU batch for as many steps as its share of the budget allows, then every student side by side (the teacher's
+# n = 1,000 evaluation beside them) for as many iterations as the rest allows. Lengths are set by measured speed and
+# the budget alone, never by a result; each run's provenance records them.
+SESSION = {  # seconds per phase, the teacher's arguments, student batch (default 128), timed iterations, probes
+    "gpu": dict(bench=60, teacher=150, teacher_probes=25, pack=35, probes=45, timing_steps=30, probe_n=200,
+                eval_n=1000,
+                teacher_args="--batch 512 --seed 3 --offset-noise derived --offset-noise-start 0 --ema 0.999 "
+                             "--ckpt-every 250 --probe-n 200",
+                batch={"dmd2": 64, "dmd2_ddil": 64, "turbo": 64, "lightning": 64}, timing_iters=(12, 4)),
+    "micro": dict(bench=0, teacher=30, teacher_probes=10, pack=5, probes=2, timing_steps=2, probe_n=8, eval_n=8,
+                  teacher_args="--batch 4 --seed 3 --offset-noise derived --offset-noise-start 0 --ckpt-every 2 "
+                               "--probe-n 0", batch={r: 4 for r in RECIPES}, timing_iters=(2, 1), max_iters=2),
+}
+SESSION_CAP = 2.0  # at most 2x the gpu preset's iterations
+
+
+def _iters_key(recipe: str) -> str:
+    return "iters_per_stage" if recipe.startswith("pd") else "iters"
+
+
+def _preset_iters(recipe: str) -> int:
+    return int(dict(kv.split("=") for kv in STUDENT_SETS["gpu"][recipe].split())[_iters_key(recipe)])
+
+
+def session_iters(recipe: str, sec_per_step: float, steps_per_iter: float, window: float) -> int:
+    """Iterations (the recipe's iters/iters_per_stage) that fit `window` seconds at the measured speed, with a 25%
+    margin, at most SESSION_CAP x the gpu preset's and at least 8."""
+    fit = int(0.75 * window / max(sec_per_step, 1e-6) / steps_per_iter)
+    return max(8, min(fit, int(SESSION_CAP * _preset_iters(recipe))))
+
+
+def _prov(path: str) -> dict:
+    with open(os.path.join(path, "provenance.json")) as f:
+        return json.load(f)
+
+
+def _student_argv(root: str, r: str, iters: int, probe_n: int, batch: int) -> list:
+    return [PY, "-m", "divdistill.distill", "train", r, "--root", root, "--probe-n", str(probe_n), "--threads", "1",
+            "--set", f"{_iters_key(r)}={iters}", f"batch={batch}"]
+
+
+def session(variant: str, budget: float, out: str, preset: str = "gpu", work: str = os.path.join("runs", "session")
+            ) -> dict:
+    """The whole lent-GPU session; returns its record (also written to out/session.json)."""
+    S, t0, root = SESSION[preset], time.time(), os.path.join("data", "tiny", variant)
+    left = lambda: budget - (time.time() - t0)  # noqa: E731
+    logs, rec = os.path.join(work, "logs"), {"variant": variant, "budget_s": budget, "phases": {}}
+    os.makedirs(out, exist_ok=True)
+    bench = os.path.abspath(os.path.join(out, "hybrid_overhead_sdxl.json"))
+    if S["bench"]:
+        rec["phases"]["sdxl_bench"] = launch({"sdxl-bench": ["bash", "-c", f"{PY} benchmarks/hybrid_overhead.py "
+                                                             f"--sdxl --repeats 3 > {bench}.tmp && mv {bench}.tmp "
+                                                             f"{bench}"]}, logs, S["bench"])
+    # the teacher: 30 timed steps in scratch, then the run
+    tdir, targs = os.path.join(work, "teacher"), ["--variant", variant, "--init-from", os.path.join(root, "teacher")]
+    base = [PY, "-m", "divdistill.tiny", "train-teacher", *targs, *S["teacher_args"].split()]
+    n = S["timing_steps"]
+    launch({"teacher-timing": [*base, "--steps", str(n), "--probe-n", "0", "--out", os.path.join(work, "t-timing")]},
+           logs, 90)
+    rate = _prov(os.path.join(work, "t-timing"))["wall_time_s"] / n
+    steps = max(4, int((S["teacher"] - S["teacher_probes"]) / rate) // 2 * 2)
+    rec["teacher"] = {"sec_per_step_timed": rate, "steps": steps, "decay_steps": steps // 2}
+    rec["phases"]["teacher"] = launch({"teacher": [*base, "--steps", str(steps), "--decay-steps", str(steps // 2),
+                                                   "--out", tdir]}, logs, S["teacher"] + 90)
+    if any(rc for rc, _ in rec["phases"]["teacher"].values()):  # never train students from the old teacher
+        pack(variant, out, work, rec)
+        return rec
+    shutil.copytree(tdir, os.path.join(root, "teacher"), dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("train_state.pt"))
+    # the students: a timed handful of iterations each, side by side in a scratch world, then the runs
+    scratch = os.path.join(work, "timing-root")
+    shutil.copytree(os.path.join(root, "teacher"), os.path.join(scratch, "teacher"), dirs_exist_ok=True)
+    n_t = {r: S["timing_iters"][r.startswith("pd") or r == "lightning"] for r in RECIPES}
+    batch = {r: S["batch"].get(r, 128) for r in RECIPES}
+    launch({f"timing-{r}": _student_argv(scratch, r, n_t[r], 0, batch[r]) for r in RECIPES}, logs, 120)
+    window = left() - S["pack"] - S["probes"]
+    plan = {}
+    for r in RECIPES:
+        p = _prov(os.path.join(scratch, "students", r))
+        sps, spi = p["wall_time_s"] / p["steps"], p["steps"] / n_t[r]
+        iters = min(session_iters(r, sps, spi, window), S.get("max_iters") or 10**9)
+        plan[r] = {"sec_per_step_timed": sps, "steps_per_iter": spi, "batch": batch[r], _iters_key(r): iters}
+    rec["students"] = {"window_s": window, "plan": plan}
+    jobs = {r: _student_argv(root, r, plan[r][_iters_key(r)], S["probe_n"], batch[r]) for r in RECIPES}
+    jobs["teacher-eval"] = [PY, "-m", "divdistill.tiny", "evaluate", "--variant", variant, "--n", str(S["eval_n"])]
+    rec["phases"]["students"] = launch(jobs, logs, left() - S["pack"])
+    rec["wall_s"] = time.time() - t0
+    pack(variant, out, work, rec)
+    return rec
+
+
+def session_evaluate(variant: str, budget: float, out: str, preset: str = "gpu",
+                     work: str = os.path.join("runs", "session")) -> dict:
+    """A follow-up call on the same warm machine: every chapter JSON of the session's world, as many as `budget`
+    allows (run side by side); what finished comes back as out/eval.tar.gz."""
+    import glob
+    import tarfile
+
+    root = os.path.join("data", "tiny", variant)
+    if not os.path.exists(os.path.join(root, "students")):  # the tree was re-sent: restore the session's world
+        with tarfile.open(os.path.join(work, "world.tar.gz")) as tf:
+            tf.extractall(".")
+    os.makedirs(out, exist_ok=True)
+    res = launch(eval_jobs(variant, preset), os.path.join(work, "eval-logs"), budget - 20)
+    with tarfile.open(os.path.join(out, "eval.tar.gz"), "w:gz") as tf:
+        for f in glob.glob(os.path.join(root, "*.json")) + glob.glob(os.path.join(root, "students", "*.json")):
+            tf.add(f)
+        for d in (os.path.join("data", "tiny", "loras", variant), os.path.join(work, "eval-logs")):
+            if os.path.exists(d):
+                tf.add(d)
+    rec = {"variant": variant, "budget_s": budget, "jobs": res}
+    with open(os.path.join(out, "session_evaluate.json"), "w") as f:
+        json.dump(rec, f, indent=1)
+    return rec
+
+
+def pack(variant: str, out: str, work: str, rec: dict, part_mb: int = 15, max_parts: int = 4) -> None:
+    """What comes back: session.json, the logs, and the world (teacher, finished students; unfinished ones' states
+    while they fit) as a tar.gz split into <= part_mb MiB parts; a copy stays in `work` for a follow-up call."""
+    import glob
+    import tarfile
+
+    root = os.path.join("data", "tiny", variant)
+    files = [os.path.join(root, "teacher"), os.path.join("data", "tiny", "evaluator", "provenance.json")]
+    for d in sorted(glob.glob(os.path.join(root, "students", "*"))):
+        done = os.path.exists(os.path.join(d, "provenance.json"))
+        files += [f for f in glob.glob(os.path.join(d, "**"), recursive=True) if os.path.isfile(f)
+                  and (not done or not f.endswith("train_state.pt"))]
+    tgz, budget = os.path.join(work, "world.tar.gz"), part_mb * max_parts * 2**20
+    with tarfile.open(tgz, "w:gz") as tf:
+        for f in files:
+            if os.path.getsize(tgz) < budget - (os.path.getsize(f) if os.path.isfile(f) else 0):
+                tf.add(f)
+            else:
+                rec.setdefault("left_out", []).append(f)
+    with tarfile.open(os.path.join(out, "logs.tar.gz"), "w:gz") as tf:
+        tf.add(os.path.join(work, "logs"), arcname="logs")
+    data = open(tgz, "rb").read()
+    for i in range(0, len(data), part_mb * 2**20):
+        with open(os.path.join(out, f"world.tar.gz.part{i // (part_mb * 2**20)}"), "wb") as f:
+            f.write(data[i:i + part_mb * 2**20])
+    with open(os.path.join(out, "session.json"), "w") as f:
+        json.dump(rec, f, indent=1, default=str)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("stage", choices=("teacher", "teacher-eval", "students", "evaluate"))
+    p.add_argument("stage", choices=("teacher", "teacher-eval", "students", "evaluate", "session",
+                                             "session-evaluate"))
     p.add_argument("names", nargs="*", help="student recipes (students) or evaluations (evaluate); default: all")
     p.add_argument("--variant", action="append", default=None, help="repeatable; default snr-matched")
     p.add_argument("--preset", default="gpu", choices=sorted(TEACHER_ARGS))
     p.add_argument("--timeout", type=float, default=3600.0, help="kill what still runs after this many seconds")
     p.add_argument("--logs", default="logs")
+    p.add_argument("--budget", type=float, default=540.0, help="session: seconds for the whole session")
+    p.add_argument("--out", default=os.environ.get("OUT", os.path.join("runs", "session-out")),
+                   help="session: where session.json, the logs and the world's tar parts go")
     a = p.parse_intermixed_args(argv)  # names may follow the options
     variants = a.variant or ["snr-matched"]
+    if a.stage in ("session", "session-evaluate"):
+        if len(variants) != 1:
+            raise SystemExit(f"{a.stage} runs one variant, got {variants}")
+        if a.stage == "session-evaluate":
+            rec = session_evaluate(variants[0], a.budget, a.out, a.preset)
+            return 0 if all(rc == 0 for rc, _ in rec["jobs"].values()) else 1
+        rec = session(variants[0], a.budget, a.out, a.preset)
+        return 0 if all(rc == 0 for ph in rec["phases"].values() for rc, _ in ph.values()) else 1
     sizes = {"teacher-eval": TEACHER_EVAL_N, "evaluate": EVAL_SIZES}.get(a.stage)
     if sizes is not None and a.preset not in sizes:
         raise SystemExit(f"preset {a.preset!r} has no {a.stage} sizes; valid: {sorted(sizes)}")

@@ -46,7 +46,11 @@ def atomic_save_safetensors(state: dict, path: str, dtype=torch.float16) -> None
 
 
 def git_commit() -> str:
-    """The current git commit (with '+dirty' when the tree has changes), or 'unknown' outside a checkout."""
+    """The current git commit (with '+dirty' when the tree has changes), or 'unknown' outside a checkout.
+
+    A copy of the tree without .git (e.g. a lent GPU's) names its commit in $DIVDISTILL_GIT_COMMIT."""
+    if os.environ.get("DIVDISTILL_GIT_COMMIT"):
+        return os.environ["DIVDISTILL_GIT_COMMIT"]
     here = os.path.dirname(os.path.abspath(__file__))
     try:
         sha = subprocess.check_output(["git", "rev-parse", "HEAD"], cwd=here, stderr=subprocess.DEVNULL).decode().strip()
