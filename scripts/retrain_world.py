@@ -153,14 +153,17 @@ def _student_argv(root: str, r: str, iters: int, probe_n: int, batch: int) -> li
             "--set", f"{_iters_key(r)}={iters}", f"batch={batch}"]
 
 
-def session(variant: str, budget: float, out: str, preset: str = "gpu", work: str = os.path.join("runs", "session")
-            ) -> dict:
-    """The whole lent-GPU session; returns its record (also written to out/session.json)."""
+def session(variant: str, budget: float, out: str, preset: str = "gpu", work: str = os.path.join("runs", "session"),
+            skip_teacher: bool = False) -> dict:
+    """The whole lent-GPU session; returns its record (also written to out/session.json). skip_teacher: the
+    students (and the teacher's evaluation) only, from the teacher already in data/tiny/<variant>/teacher."""
     S, t0, root = SESSION[preset], time.time(), os.path.join("data", "tiny", variant)
     left = lambda: budget - (time.time() - t0)  # noqa: E731
     logs, rec = os.path.join(work, "logs"), {"variant": variant, "budget_s": budget, "phases": {}}
     os.makedirs(out, exist_ok=True)
     bench = os.path.abspath(os.path.join(out, "hybrid_overhead_sdxl.json"))
+    if skip_teacher:
+        return students_phase(variant, S, root, out, work, rec, lambda: budget - (time.time() - t0), t0)
     if S["bench"]:
         rec["phases"]["sdxl_bench"] = launch({"sdxl-bench": ["bash", "-c", f"{PY} benchmarks/hybrid_overhead.py "
                                                              f"--sdxl --repeats 3 > {bench}.tmp && mv {bench}.tmp "
@@ -181,6 +184,12 @@ def session(variant: str, budget: float, out: str, preset: str = "gpu", work: st
         return rec
     shutil.copytree(tdir, os.path.join(root, "teacher"), dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns("train_state.pt"))
+    return students_phase(variant, S, root, out, work, rec, left, t0)
+
+
+def students_phase(variant, S, root, out, work, rec, left, t0) -> dict:
+    """Every student side by side (a timed handful of iterations first), the teacher's evaluation beside them."""
+    logs = os.path.join(work, "logs")
     # the students: a timed handful of iterations each, side by side in a scratch world, then the runs
     scratch = os.path.join(work, "timing-root")
     shutil.copytree(os.path.join(root, "teacher"), os.path.join(scratch, "teacher"), dirs_exist_ok=True)
@@ -190,12 +199,15 @@ def session(variant: str, budget: float, out: str, preset: str = "gpu", work: st
     window = left() - S["pack"] - S["probes"]
     plan = {}
     for r in RECIPES:
+        if not os.path.exists(os.path.join(scratch, "students", r, "provenance.json")):
+            rec.setdefault("timing_failed", []).append(r)  # its log says why; it is not trained this session
+            continue
         p = _prov(os.path.join(scratch, "students", r))
         sps, spi = p["wall_time_s"] / p["steps"], p["steps"] / n_t[r]
         iters = min(session_iters(r, sps, spi, window), S.get("max_iters") or 10**9)
         plan[r] = {"sec_per_step_timed": sps, "steps_per_iter": spi, "batch": batch[r], _iters_key(r): iters}
     rec["students"] = {"window_s": window, "plan": plan}
-    jobs = {r: _student_argv(root, r, plan[r][_iters_key(r)], S["probe_n"], batch[r]) for r in RECIPES}
+    jobs = {r: _student_argv(root, r, plan[r][_iters_key(r)], S["probe_n"], batch[r]) for r in plan}
     jobs["teacher-eval"] = [PY, "-m", "divdistill.tiny", "evaluate", "--variant", variant, "--n", str(S["eval_n"])]
     rec["phases"]["students"] = launch(jobs, logs, left() - S["pack"])
     rec["wall_s"] = time.time() - t0
@@ -267,6 +279,7 @@ def main(argv=None) -> int:
     p.add_argument("--timeout", type=float, default=3600.0, help="kill what still runs after this many seconds")
     p.add_argument("--logs", default="logs")
     p.add_argument("--budget", type=float, default=540.0, help="session: seconds for the whole session")
+    p.add_argument("--skip-teacher", action="store_true", help="session: students only, from the committed teacher")
     p.add_argument("--out", default=os.environ.get("OUT", os.path.join("runs", "session-out")),
                    help="session: where session.json, the logs and the world's tar parts go")
     a = p.parse_intermixed_args(argv)  # names may follow the options
@@ -277,7 +290,7 @@ def main(argv=None) -> int:
         if a.stage == "session-evaluate":
             rec = session_evaluate(variants[0], a.budget, a.out, a.preset)
             return 0 if all(rc == 0 for rc, _ in rec["jobs"].values()) else 1
-        rec = session(variants[0], a.budget, a.out, a.preset)
+        rec = session(variants[0], a.budget, a.out, a.preset, skip_teacher=a.skip_teacher)
         return 0 if all(rc == 0 for ph in rec["phases"].values() for rc, _ in ph.values()) else 1
     sizes = {"teacher-eval": TEACHER_EVAL_N, "evaluate": EVAL_SIZES}.get(a.stage)
     if sizes is not None and a.preset not in sizes:

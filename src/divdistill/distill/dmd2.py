@@ -70,7 +70,7 @@ def dmd2_student(T: Teacher, cfg: DMD2Config) -> Student:
     """DMD2's parts: generator, fake score (+ GAN head), their optimizers, the backward-simulation buffer; its step."""
     ac = T.ac
     gen, fake = clone_unet(T.unet), clone_unet(T.unet)
-    head = head_for(fake) if cfg.gan_gen > 0 or cfg.gan_disc > 0 else None
+    head = head_for(fake).to(T.device) if cfg.gan_gen > 0 or cfg.gan_disc > 0 else None
     fake_params = list(fake.parameters()) + (list(head.parameters()) if head is not None else [])
     opt_g = torch.optim.AdamW(gen.parameters(), lr=cfg.lr_gen, weight_decay=cfg.weight_decay, betas=cfg.betas)
     opt_f = torch.optim.AdamW(fake_params, lr=cfg.lr_fake, weight_decay=cfg.weight_decay, betas=cfg.betas)
