@@ -129,7 +129,7 @@ def attempt_record(teacher_dir: str, label: str) -> dict:
         raise ValueError(f"{teacher_dir}: not evaluated yet (no {missing[0]} in its provenance); run "
                          f"`python -m divdistill.tiny evaluate --root <its world folder>` first")
     cfg = prov["config"]
-    recipe = {k: cfg.get(k, d) for k, d in (("steps", None), ("lr", None), ("offset_noise", None),
+    recipe = {k: cfg.get(k, d) for k, d in (("steps", None), ("batch", 64), ("lr", None), ("offset_noise", None),
                                              ("offset_noise_start", None), ("decay_steps", 0), ("snr_factor", None),
                                              ("seed", 0), ("init_from", None))}
     return {"label": label, "created": prov["created"], "git_commit": prov["git_commit"], "device": prov["device"],

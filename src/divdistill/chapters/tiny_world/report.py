@@ -11,7 +11,7 @@ from ...distill.bars import teacher_acceptance
 def _recipe(r: dict) -> str:
     """A run's recipe in a few words: its start, steps, offset noise (from which step), the learning-rate decay tail."""
     start = f"continues {r['init_from']} (seed {r.get('seed', 0)}): " if r.get("init_from") else ""
-    s = start + f"{r['steps']:,} steps, offset noise {r['offset_noise']:.2f} from step {r['offset_noise_start']:,}"
+    s = start + f"{r['steps']:,} steps × {r.get('batch', 64)}, offset noise {r['offset_noise']:.2f} from step {r['offset_noise_start']:,}"
     return s + (f", cosine lr decay over the last {r['decay_steps']:,}" if r.get("decay_steps") else ", constant lr")
 
 
