@@ -240,19 +240,21 @@ def session_evaluate(variant: str, budget: float, out: str, preset: str = "gpu",
     return rec
 
 
-def pack(variant: str, out: str, work: str, rec: dict, part_mb: int = 15, max_parts: int = 4) -> None:
+def pack(variant: str, out: str, work: str, rec: dict, part_mb: float = 15, max_parts: int = 4) -> None:
     """What comes back: session.json, the logs, and the world (teacher, finished students; unfinished ones' states
     while they fit) as a tar.gz split into <= part_mb MiB parts; a copy stays in `work` for a follow-up call."""
     import glob
     import tarfile
 
+    os.makedirs(out, exist_ok=True)
     root = os.path.join("data", "tiny", variant)
     files = [os.path.join(root, "teacher"), os.path.join("data", "tiny", "evaluator", "provenance.json")]
     for d in sorted(glob.glob(os.path.join(root, "students", "*"))):
         done = os.path.exists(os.path.join(d, "provenance.json"))
         files += [f for f in glob.glob(os.path.join(d, "**"), recursive=True) if os.path.isfile(f)
                   and (not done or not f.endswith("train_state.pt"))]
-    tgz, budget = os.path.join(work, "world.tar.gz"), part_mb * max_parts * 2**20
+    tgz, part = os.path.join(work, "world.tar.gz"), int(part_mb * 2**20)
+    budget = part * max_parts
     with tarfile.open(tgz, "w:gz") as tf:
         for f in files:
             if os.path.getsize(tgz) < budget - (os.path.getsize(f) if os.path.isfile(f) else 0):
@@ -262,9 +264,9 @@ def pack(variant: str, out: str, work: str, rec: dict, part_mb: int = 15, max_pa
     with tarfile.open(os.path.join(out, "logs.tar.gz"), "w:gz") as tf:
         tf.add(os.path.join(work, "logs"), arcname="logs")
     data = open(tgz, "rb").read()
-    for i in range(0, len(data), part_mb * 2**20):
-        with open(os.path.join(out, f"world.tar.gz.part{i // (part_mb * 2**20)}"), "wb") as f:
-            f.write(data[i:i + part_mb * 2**20])
+    for i in range(0, len(data), part):
+        with open(os.path.join(out, f"world.tar.gz.part{i // part}"), "wb") as f:
+            f.write(data[i:i + part])
     with open(os.path.join(out, "session.json"), "w") as f:
         json.dump(rec, f, indent=1, default=str)
 

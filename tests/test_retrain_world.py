@@ -83,3 +83,45 @@ def test_plateau_rule_on_constructed_probes(tmp_path):
     assert set(rows) == {"a", "b", "c"}
     assert [rows[s]["plateau (|Δ| < seed std)"] for s in "abc"] == [True, False, False]
     assert rows["a"]["FID half-way"] == "50.0 ± 2.0" and rows["a"]["variant"] == "v"
+
+
+def test_session_iters_fit_the_window_with_margin_and_cap(rw):
+    # 0.5 s per step, 1 step per iteration, 100 s: 75% of the window fits 150 iterations
+    assert rw.session_iters("lcm", 0.5, 1.0, 100.0) == 150
+    # PD: 3 steps per iteration (one per stage) → a third as many iters_per_stage
+    assert rw.session_iters("pd", 0.5, 3.0, 100.0) == 50
+    # a fast GPU is capped at SESSION_CAP × the gpu preset's length; a slow one still trains a few iterations
+    assert rw.session_iters("dmd2", 1e-4, 1.0, 600.0) == int(rw.SESSION_CAP * 500)
+    assert rw.session_iters("dmd2", 100.0, 1.0, 10.0) == 8
+
+
+def test_session_presets_name_every_phase(rw):
+    for preset, s in rw.SESSION.items():
+        for key in ("bench", "teacher", "teacher_probes", "pack", "probes", "timing_steps", "probe_n", "eval_n",
+                    "teacher_args", "batch", "timing_iters"):
+            assert key in s, (preset, key)
+        assert set(s["batch"]) <= set(RECIPES), preset
+
+
+def test_pack_splits_the_world_into_parts_and_writes_the_record(rw, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    teacher = tmp_path / "data" / "tiny" / "v" / "teacher"
+    done, running = (tmp_path / "data" / "tiny" / "v" / "students" / n for n in ("a", "b"))
+    for d in (teacher, done, running, tmp_path / "data" / "tiny" / "evaluator", tmp_path / "work" / "logs"):
+        d.mkdir(parents=True)
+    (teacher / "w.bin").write_bytes(os.urandom(3000))
+    (done / "provenance.json").write_text("{}")
+    (done / "train_state.pt").write_bytes(b"x" * 100)  # a finished run's state stays behind
+    (running / "train_state.pt").write_bytes(b"y" * 100)  # an unfinished one's comes back, to resume
+    (tmp_path / "data" / "tiny" / "evaluator" / "provenance.json").write_text("{}")
+    (tmp_path / "work" / "logs" / "x.log").write_text("log")
+    rw.pack("v", str(tmp_path / "out"), str(tmp_path / "work"), {"phases": {}}, part_mb=0.002)
+    out = sorted(os.listdir(tmp_path / "out"))
+    parts = [f for f in out if f.startswith("world.tar.gz.part")]
+    assert {"session.json", "logs.tar.gz"} <= set(out) and len(parts) >= 2
+    import io
+    import tarfile
+    data = b"".join((tmp_path / "out" / f"world.tar.gz.part{i}").read_bytes() for i in range(len(parts)))
+    names = tarfile.open(fileobj=io.BytesIO(data)).getnames()
+    assert "data/tiny/v/students/b/train_state.pt" in names and "data/tiny/v/students/a/provenance.json" in names
+    assert "data/tiny/v/students/a/train_state.pt" not in names and "data/tiny/v/teacher/w.bin" in names
