@@ -21,6 +21,7 @@ import sys
 import time
 
 from divdistill.distill.recipes import RECIPES
+from divdistill.tiny.loader import DEFAULT_VARIANT
 
 PY = sys.executable
 EVAL_JOBS = ("eval", "controls", "analogue", "dt_curves", "hybrid", "covariate", "control")
@@ -276,16 +277,18 @@ def main(argv=None) -> int:
     p.add_argument("stage", choices=("teacher", "teacher-eval", "students", "evaluate", "session",
                                              "session-evaluate"))
     p.add_argument("names", nargs="*", help="student recipes (students) or evaluations (evaluate); default: all")
-    p.add_argument("--variant", action="append", default=None, help="repeatable; default snr-matched")
+    p.add_argument("--variant", action="append", default=None,
+                   help="repeatable; default: the default variant (tiny/loader.py)")
     p.add_argument("--preset", default="gpu", choices=sorted(TEACHER_ARGS))
     p.add_argument("--timeout", type=float, default=3600.0, help="kill what still runs after this many seconds")
     p.add_argument("--logs", default="logs")
-    p.add_argument("--budget", type=float, default=540.0, help="session: seconds for the whole session")
-    p.add_argument("--skip-teacher", action="store_true", help="session: students only, from the committed teacher")
+    p.add_argument("--budget", type=float, default=540.0, help="session(-evaluate): seconds for the whole call")
+    p.add_argument("--skip-teacher", action="store_true",
+                   help="session: students only, from the committed teacher")
     p.add_argument("--out", default=os.environ.get("OUT", os.path.join("runs", "session-out")),
                    help="session: where session.json, the logs and the world's tar parts go")
     a = p.parse_intermixed_args(argv)  # names may follow the options
-    variants = a.variant or ["snr-matched"]
+    variants = a.variant or [DEFAULT_VARIANT]
     if a.stage in ("session", "session-evaluate"):
         if len(variants) != 1:
             raise SystemExit(f"{a.stage} runs one variant, got {variants}")
