@@ -6,6 +6,7 @@ import statistics
 import time
 
 from ...plan import base, distilled
+from ...sampling import generate
 from ...io import update_metrics
 from ...tiny.evaluator import load_evaluator
 from ...tiny.quality import evaluate_plan
