@@ -1,5 +1,6 @@
-"""One trainer skeleton (distill/trainer.py): every method's losses are bit-identical to those of the trainers it
-replaced (recorded before the refactor on the committed sd-schedule teacher, one thread), and one naming rule."""
+"""One trainer skeleton (distill/trainer.py): every method's losses are those of the trainers it replaced (recorded
+before the refactor on the committed sd-schedule teacher, one thread) to float32 rounding (a CPU with other vector
+instructions rounds the last bits differently: seen here, 2e-7 relative), and one naming rule."""
 import dataclasses
 
 import pytest
@@ -74,8 +75,11 @@ def test_losses_bit_identical(name, tmp_path):
         res = train(name, variant_dir("sd-schedule"), str(tmp_path), progress=False, **_small(name))
     finally:
         torch.set_num_threads(threads)
-    got = [{k: float(v).hex() for k, v in l.items()} if isinstance(l, dict) else float(l).hex() for l in res["losses"]]
-    assert got == BEFORE[name]
+    flat = lambda losses: [(k, v) for l in losses  # noqa: E731
+                           for k, v in (sorted(l.items()) if isinstance(l, dict) else [("", l)])]
+    want, got = flat(BEFORE[name]), flat(res["losses"])
+    assert [k for k, _ in got] == [k for k, _ in want]
+    assert [float(v) for _, v in got] == pytest.approx([float.fromhex(v) for _, v in want], rel=1e-5)
 
 
 # committed before the rule: reflected DDIL students whose folder names omit "_reflected" (recipes pass their names)
