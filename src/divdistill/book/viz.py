@@ -25,11 +25,12 @@ def show_rows(rows: dict[str, torch.Tensor], nrow: int, title: str = "", scale_n
     """One labelled grid row per entry (label → (N, 3, H, W)); the title says which scale produced it."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(len(rows), 1, figsize=(size * nrow * 0.55 + 1.5, size * len(rows) * 0.7 + 0.6),
+    # each row's label above it, so the images get the figure's whole width
+    fig, axes = plt.subplots(len(rows), 1, figsize=(size * nrow * 0.95 + 0.4, size * len(rows) * 1.25 + 0.6),
                              squeeze=False)
     for ax, (label, imgs) in zip(axes[:, 0], rows.items()):
         ax.imshow(grid(imgs[:nrow], nrow).numpy(), interpolation="nearest")
-        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
+        ax.set_title(label, loc="left", fontsize=9)
         ax.set_xticks([]), ax.set_yticks([])
     fig.suptitle(f"{title}  [scale={scale_note}]", fontsize=10)
     fig.tight_layout()
