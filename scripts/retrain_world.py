@@ -164,7 +164,7 @@ def session(variant: str, budget: float, out: str, preset: str = "gpu", work: st
     os.makedirs(out, exist_ok=True)
     bench = os.path.abspath(os.path.join(out, "hybrid_overhead_sdxl.json"))
     if skip_teacher:
-        return students_phase(variant, S, root, out, work, rec, lambda: budget - (time.time() - t0), t0)
+        return students_phase(variant, S, root, out, work, rec, left, t0)
     if S["bench"]:
         rec["phases"]["sdxl_bench"] = launch({"sdxl-bench": ["bash", "-c", f"{PY} benchmarks/hybrid_overhead.py "
                                                              f"--sdxl --repeats 3 > {bench}.tmp && mv {bench}.tmp "
@@ -216,34 +216,9 @@ def students_phase(variant, S, root, out, work, rec, left, t0) -> dict:
     return rec
 
 
-def session_evaluate(variant: str, budget: float, out: str, preset: str = "gpu",
-                     work: str = os.path.join("runs", "session")) -> dict:
-    """A follow-up call on the same warm machine: every chapter JSON of the session's world, as many as `budget`
-    allows (run side by side); what finished comes back as out/eval.tar.gz."""
-    import glob
-    import tarfile
-
-    root = os.path.join("data", "tiny", variant)
-    if not os.path.exists(os.path.join(root, "students")):  # the tree was re-sent: restore the session's world
-        with tarfile.open(os.path.join(work, "world.tar.gz")) as tf:
-            tf.extractall(".")
-    os.makedirs(out, exist_ok=True)
-    res = launch(eval_jobs(variant, preset), os.path.join(work, "eval-logs"), budget - 20)
-    with tarfile.open(os.path.join(out, "eval.tar.gz"), "w:gz") as tf:
-        for f in glob.glob(os.path.join(root, "*.json")) + glob.glob(os.path.join(root, "students", "*.json")):
-            tf.add(f)
-        for d in (os.path.join("data", "tiny", "loras", variant), os.path.join(work, "eval-logs")):
-            if os.path.exists(d):
-                tf.add(d)
-    rec = {"variant": variant, "budget_s": budget, "jobs": res}
-    with open(os.path.join(out, "session_evaluate.json"), "w") as f:
-        json.dump(rec, f, indent=1)
-    return rec
-
-
 def pack(variant: str, out: str, work: str, rec: dict, part_mb: float = 15, max_parts: int = 4) -> None:
     """What comes back: session.json, the logs, and the world (teacher, finished students; unfinished ones' states
-    while they fit) as a tar.gz split into <= part_mb MiB parts; a copy stays in `work` for a follow-up call."""
+    while they fit) as a tar.gz split into <= part_mb MiB parts; a copy stays in `work`."""
     import glob
     import tarfile
 
@@ -274,27 +249,23 @@ def pack(variant: str, out: str, work: str, rec: dict, part_mb: float = 15, max_
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("stage", choices=("teacher", "teacher-eval", "students", "evaluate", "session",
-                                             "session-evaluate"))
+    p.add_argument("stage", choices=("teacher", "teacher-eval", "students", "evaluate", "session"))
     p.add_argument("names", nargs="*", help="student recipes (students) or evaluations (evaluate); default: all")
     p.add_argument("--variant", action="append", default=None,
                    help="repeatable; default: the default variant (tiny/loader.py)")
     p.add_argument("--preset", default="gpu", choices=sorted(TEACHER_ARGS))
     p.add_argument("--timeout", type=float, default=3600.0, help="kill what still runs after this many seconds")
     p.add_argument("--logs", default="logs")
-    p.add_argument("--budget", type=float, default=540.0, help="session(-evaluate): seconds for the whole call")
+    p.add_argument("--budget", type=float, default=540.0, help="session: seconds for the whole call")
     p.add_argument("--skip-teacher", action="store_true",
                    help="session: students only, from the committed teacher")
     p.add_argument("--out", default=os.environ.get("OUT", os.path.join("runs", "session-out")),
                    help="session: where session.json, the logs and the world's tar parts go")
     a = p.parse_intermixed_args(argv)  # names may follow the options
     variants = a.variant or [DEFAULT_VARIANT]
-    if a.stage in ("session", "session-evaluate"):
+    if a.stage == "session":
         if len(variants) != 1:
-            raise SystemExit(f"{a.stage} runs one variant, got {variants}")
-        if a.stage == "session-evaluate":
-            rec = session_evaluate(variants[0], a.budget, a.out, a.preset)
-            return 0 if all(rc == 0 for rc, _ in rec["jobs"].values()) else 1
+            raise SystemExit(f"session trains one variant, got {variants}")
         rec = session(variants[0], a.budget, a.out, a.preset, skip_teacher=a.skip_teacher)
         return 0 if all(rc == 0 for ph in rec["phases"].values() for rc, _ in ph.values()) else 1
     sizes = {"teacher-eval": TEACHER_EVAL_N, "evaluate": EVAL_SIZES}.get(a.stage)

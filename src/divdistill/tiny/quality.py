@@ -122,6 +122,8 @@ def attempt_record(teacher_dir: str, label: str) -> dict:
     """One evaluated teacher run, from its provenance: its recipe and the acceptance numbers (issue 19's remedies)."""
     import json
 
+    from .teacher import TeacherConfig
+
     with open(os.path.join(teacher_dir, "provenance.json")) as f:
         prov = json.load(f)
     missing = [k for k in ATTEMPT_METRICS if k not in prov.get("metrics", {})]
@@ -129,9 +131,9 @@ def attempt_record(teacher_dir: str, label: str) -> dict:
         raise ValueError(f"{teacher_dir}: not evaluated yet (no {missing[0]} in its provenance); run "
                          f"`python -m divdistill.tiny evaluate --root <its world folder>` first")
     cfg = prov["config"]
-    recipe = {k: cfg.get(k, d) for k, d in (("steps", None), ("batch", 64), ("lr", None), ("offset_noise", None),
-                                             ("offset_noise_start", None), ("decay_steps", 0), ("snr_factor", None),
-                                             ("seed", 0), ("init_from", None))}
+    recipe = {k: cfg.get(k, d) for k, d in (("steps", None), ("batch", TeacherConfig.batch), ("lr", None),
+                                             ("offset_noise", None), ("offset_noise_start", None), ("decay_steps", 0),
+                                             ("snr_factor", None), ("seed", 0), ("init_from", None))}
     return {"label": label, "created": prov["created"], "git_commit": prov["git_commit"], "device": prov["device"],
             "wall_time_s": prov["wall_time_s"], "recipe": recipe,
             "metrics": {k: prov["metrics"][k] for k in ATTEMPT_METRICS}}

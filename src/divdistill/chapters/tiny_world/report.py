@@ -6,12 +6,15 @@ import json
 import os
 
 from ...distill.bars import teacher_acceptance
+from ...tiny.teacher import TeacherConfig
 
 
 def _recipe(r: dict) -> str:
     """A run's recipe in a few words: its start, steps, offset noise (from which step), the learning-rate decay tail."""
     start = f"continues {r['init_from']} (seed {r.get('seed', 0)}): " if r.get("init_from") else ""
-    s = start + f"{r['steps']:,} steps × {r.get('batch', 64)}, offset noise {r['offset_noise']:.2f} from step {r['offset_noise_start']:,}"
+    batch = r.get("batch", TeacherConfig.batch)  # records before batch was kept: their runs used the default
+    s = start + (f"{r['steps']:,} steps × {batch}, offset noise {r['offset_noise']:.2f} from step "
+                 f"{r['offset_noise_start']:,}")
     return s + (f", cosine lr decay over the last {r['decay_steps']:,}" if r.get("decay_steps") else ", constant lr")
 
 
