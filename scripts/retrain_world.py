@@ -119,7 +119,7 @@ def eval_jobs(variant: str, preset: str) -> dict:
 SESSION = {  # seconds per phase, the teacher's arguments, student batch (default 128), timed iterations, probes
     "gpu": dict(bench=60, teacher=150, teacher_probes=25, pack=35, probes=45, timing_steps=30, probe_n=200,
                 eval_n=1000,
-                teacher_args="--batch 512 --seed 3 --offset-noise derived --offset-noise-start 0 --ema 0.999 "
+                teacher_args="--batch 512 --seed 3 --offset-noise derived --offset-noise-start 0 --ema scaled "
                              "--ckpt-every 250 --probe-n 200",
                 batch={"dmd2": 64, "dmd2_ddil": 64, "turbo": 64, "lightning": 64}, timing_iters=(12, 4)),
     "micro": dict(bench=0, teacher=30, teacher_probes=10, pack=5, probes=2, timing_steps=2, probe_n=8, eval_n=8,

@@ -93,6 +93,15 @@ def test_teacher_attempts_are_recorded_from_provenance_and_judged(tmp_path):
     assert not table[0]["recipe"].startswith("continues")
     record_attempt(str(tmp_path), run("e", 40.0, 1.0, init_from="data/t", seed=1, decay_steps=1000), "longer")
     assert attempt_rows(str(tmp_path))[2]["recipe"].startswith("continues data/t (seed 1): 6,500 steps")
+    grainy = run("f", 30.0, 0.99)  # the same run measured again, now with its grain: replaced in place, judged on it
+    prov = json.loads((tmp_path / "f" / "provenance.json").read_text())
+    prov["metrics"].update(teacher_grain_p90=10.8, teacher_grain_median=4.5, teacher_grain_visible_frac=0.7)
+    (tmp_path / "f" / "provenance.json").write_text(json.dumps(prov))
+    rows = record_attempt(str(tmp_path), grainy, "second")
+    assert [r["label"] for r in rows] == ["first", "second", "longer"]
+    assert rows[1]["metrics"]["teacher_grain_p90"] == 10.8 and "teacher_grain_p90" not in rows[0]["metrics"]
+    table = attempt_rows(str(tmp_path))
+    assert table[1]["passes"] == "no: grain" and table[1]["grain p90"] == 10.8 and table[0]["grain p90"] is None
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "provenance.json").write_text(json.dumps({"metrics": {}, "config": {}}))
     with pytest.raises(ValueError, match="not evaluated yet"):

@@ -102,3 +102,22 @@ def test_teacher_cli_offset_noise_option():
     with pytest.raises(ValueError, match="'derived'"):
         _offset_noise("lots", 11.0)
     assert main(["train-teacher", "--offset-noise", "-1", "--steps", "1"]) == 2
+
+
+def test_ema_horizon_in_samples_is_kept_across_batch_sizes():
+    """A continuation at 8× the batch: the scaled decay keeps as much of its start as the reference run does over the
+    same samples; the unscaled one keeps about half of it after 668 steps (the H200 run of issue 19)."""
+    from divdistill.tiny.__main__ import _ema, main
+    from divdistill.training import ema_decay_for_batch
+
+    d8 = ema_decay_for_batch(0.999, 64, 512)
+    assert d8 ** 668 == pytest.approx(0.999 ** (668 * 8)) and d8 ** 668 < 0.01
+    assert 0.999 ** 668 == pytest.approx(0.51, abs=0.01)
+    assert ema_decay_for_batch(0.999, 64, 64) == 0.999
+    assert _ema("scaled", 512) == d8 and _ema("0.99", 512) == 0.99
+    for bad in ("lots", "1.0", "-0.1"):
+        with pytest.raises(ValueError, match="'scaled'"):
+            _ema(bad, 64)
+    with pytest.raises(ValueError, match="decay"):
+        ema_decay_for_batch(1.0, 64, 512)
+    assert main(["train-teacher", "--ema", "2", "--steps", "1"]) == 2

@@ -54,6 +54,17 @@ def ema_update(ema_params, params, decay: float) -> None:
         pe.lerp_(p.detach().to(pe.dtype), 1 - decay)
 
 
+def ema_decay_for_batch(decay: float, ref_batch: int, batch: int) -> float:
+    """The per-step decay at `batch` whose horizon in *samples* equals `decay`'s at `ref_batch`: decay^(batch/ref).
+
+    A run at 8× the batch takes 8× fewer steps over the same samples; keeping the per-step decay would leave its
+    EMA anchored to the weights it started from (0.999 over 668 steps keeps 0.999^668 ≈ 0.51 of them)."""
+    if not 0 <= decay < 1 or ref_batch < 1 or batch < 1:
+        raise ValueError(f"need 0 <= decay < 1 and batches >= 1, got decay={decay}, ref_batch={ref_batch}, "
+                         f"batch={batch}")
+    return decay ** (batch / ref_batch)
+
+
 def loss_curve(losses: list, key: str | None = None, points: int = 20) -> list[dict]:
     """The loss curve, compressed for provenance: mean loss over `points` equal windows, with their end step."""
     vals = [l[key] if key else l for l in losses]

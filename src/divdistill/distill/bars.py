@@ -2,19 +2,27 @@
 checkpoint choice by quality alone (FID_tiny; never diversity, never a claim's verdict)."""
 from __future__ import annotations
 
-TEACHER_BAR = {"fid": 45.0, "adherence": 0.95, "factor": 0.90, "diversity_ratio": (0.9, 1.1)}
+from ..tiny.quality import GRAIN_VISIBLE
+
+# grain: the 90th percentile of the flat-background grain, 8-bit levels (tiny.quality.GRAIN_VISIBLE): "no visible grain"
+TEACHER_BAR = {"fid": 45.0, "adherence": 0.95, "factor": 0.90, "diversity_ratio": (0.9, 1.1),
+               "grain_p90": GRAIN_VISIBLE}
 STUDENT_BAR = {"dmd2": 1.5}  # FID_tiny ≤ ratio × the teacher's (the paper: 15.52 vs 12.74); every other method 2×
 DEFAULT_STUDENT_RATIO = 2.0
 
 
-def teacher_acceptance(fid: float, adherence: float, factors: dict, diversity: float, data_diversity: float) -> dict:
-    """Each of the teacher's acceptance checks (50 DDIM steps, CFG 4, from N(0, I)) → bool, and 'all'."""
+def teacher_acceptance(fid: float, adherence: float, factors: dict, diversity: float, data_diversity: float,
+                       grain_p90: float | None = None) -> dict:
+    """Each of the teacher's acceptance checks (50 DDIM steps, CFG 4, from N(0, I)) → bool, and 'all'; the grain check
+    only where grain was measured (runs evaluated before it have none)."""
     if not data_diversity > 0:
         raise ValueError(f"data_diversity must be > 0, got {data_diversity}")
     lo, hi = TEACHER_BAR["diversity_ratio"]
     checks = {"fid": fid <= TEACHER_BAR["fid"], "adherence": adherence >= TEACHER_BAR["adherence"],
               **{f"factor:{k}": v >= TEACHER_BAR["factor"] for k, v in sorted(factors.items())},
               "diversity_ratio": lo <= diversity / data_diversity <= hi}
+    if grain_p90 is not None:
+        checks["grain"] = grain_p90 <= TEACHER_BAR["grain_p90"]
     return {**checks, "all": all(checks.values())}
 
 

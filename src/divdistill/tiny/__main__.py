@@ -16,9 +16,11 @@ def _parser():
     t = C.add_common(sub.add_parser("train-teacher", help="train (or resume) the tiny teacher + text encoder"),
                      out="default: data/tiny/<variant>/teacher")
     for name, typ, default in (("--steps", int, 6500), ("--batch", int, 64), ("--seed", int, 0), ("--lr", float, 1e-3),
-                               ("--warmup", int, 200), ("--offset-noise-start", int, 5000), ("--ema", float, 0.999),
+                               ("--warmup", int, 200), ("--offset-noise-start", int, 5000),
                                ("--ckpt-every", int, 250), ("--decay-steps", int, 0)):
         t.add_argument(name, type=typ, default=default)
+    t.add_argument("--ema", default="0.999",
+                   help="EMA decay per step, or 'scaled': 0.999 at batch 64 carried to --batch by its horizon in samples")
     t.add_argument("--offset-noise", default="0.1",
                    help="offset-noise std, or 'derived' for spectrum.derive_offset on this run's SNR factor")
     t.add_argument("--snr-factor", type=float, default=None,
@@ -33,6 +35,8 @@ def _parser():
     v.add_argument("--root", default=None, help="a world folder (default: data/tiny/<variant>)")
     v.add_argument("--n", type=int, default=1000)
     v.add_argument("--seed", type=int, default=1234)
+    v.add_argument("--only", choices=("all", "grain"), default="all",
+                   help="grain: only the flat-background grain, on the same samples (keeps the other metrics)")
     r = C.add_common(sub.add_parser("record-attempt", help="add an evaluated teacher run to the variant's "
                                     "teacher_attempts.json (the tiny-world chapter's remedies table)"),
                      device=False, threads=None, out=None)
@@ -58,6 +62,22 @@ def _offset_noise(value: str, snr_factor: float) -> float:
     return sigma
 
 
+def _ema(value: str, batch: int) -> float:
+    """--ema: a decay in [0, 1), or 'scaled' (TeacherConfig's decay at its batch, same horizon in samples)."""
+    from ..training import ema_decay_for_batch
+    from .teacher import TeacherConfig
+
+    if value == "scaled":
+        return ema_decay_for_batch(TeacherConfig.ema, TeacherConfig.batch, batch)
+    try:
+        decay = float(value)
+    except ValueError:
+        raise ValueError(f"--ema must be a number in [0, 1) or 'scaled', got {value!r}") from None
+    if not 0 <= decay < 1:
+        raise ValueError(f"--ema must be a number in [0, 1) or 'scaled', got {value!r}")
+    return decay
+
+
 def _train_teacher(a) -> dict:
     from .loader import variant_dir, variant_snr_factor
     from .teacher import TeacherConfig, train_teacher
@@ -65,7 +85,7 @@ def _train_teacher(a) -> dict:
     snr = variant_snr_factor(a.variant) if a.snr_factor is None else a.snr_factor
     cfg = TeacherConfig(steps=a.steps, batch=a.batch, seed=a.seed, lr=a.lr, warmup=a.warmup, snr_factor=snr,
                         offset_noise=_offset_noise(a.offset_noise, snr), init_from=a.init_from,
-                        offset_noise_start=a.offset_noise_start, ema=a.ema, ckpt_every=a.ckpt_every,
+                        offset_noise_start=a.offset_noise_start, ema=_ema(a.ema, a.batch), ckpt_every=a.ckpt_every,
                         decay_steps=a.decay_steps)
     probe = None
     if a.probe_n:
@@ -92,9 +112,10 @@ def _main(argv) -> int:
         res = record_attempt(variant_dir(a.variant), a.teacher, a.label)
     else:
         from .loader import variant_dir
-        from .quality import evaluate_world
+        from .quality import evaluate_grain, evaluate_world
 
-        res = evaluate_world(a.root or variant_dir(a.variant), n=a.n, seed=a.seed, device=a.device)
+        run = evaluate_grain if a.only == "grain" else evaluate_world
+        res = run(a.root or variant_dir(a.variant), n=a.n, seed=a.seed, device=a.device)
     print(json.dumps(res, indent=2, default=float))
     return 0
 

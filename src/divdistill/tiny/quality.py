@@ -8,6 +8,7 @@ import statistics
 import time
 
 import torch
+import torch.nn.functional as F
 
 from .. import metrics as M
 from ..plan import base
@@ -20,6 +21,37 @@ from .world import sample_scenes, scenes_for_prompt
 EVAL_PROMPTS = ("a red circle", "a large blue square on a dark background", "a triangle", "a shape",
                 "a small green diamond", "a yellow shape", "a purple circle on a light background", "a large square",
                 "a small orange triangle", "a diamond on a dark background")
+
+
+# Grain on flat backgrounds (issue 19's "no visible grain"), in 8-bit levels of RMS high-pass: the data's own
+# backgrounds measure ≤ 0.04; 2 levels (0.8% of the range) is about the eye's contrast threshold for fine patterns.
+GRAIN_VISIBLE = 2.0
+
+
+def background_grain(images: torch.Tensor) -> torch.Tensor:
+    """Per image, the RMS of the 3×3 high-pass on its flat background pixels, in 8-bit levels: (B,), NaN where none.
+
+    The background colour is the median of the outer ring of pixels; a pixel is flat background when its 5×5
+    neighbourhood's mean stays within 0.15 (summed over channels, in [-1, 1] units) of it, and so do its neighbours'
+    within 2 pixels (edges and the shape excluded)."""
+    x = images.float().clamp(-1, 1)  # (B, C, H, W)
+    ring = torch.cat([x[..., 0, :], x[..., -1, :], x[..., :, 0], x[..., :, -1]], dim=-1)  # (B, C, 4W)
+    bg = ring.median(dim=-1).values[..., None, None]  # (B, C, 1, 1)
+    near = (F.avg_pool2d(F.pad(x, (2, 2, 2, 2), mode="replicate"), 5, 1) - bg).abs().sum(1, keepdim=True)
+    flat = (F.max_pool2d(near, 5, 1, 2) < 0.15).float()  # (B, 1, H, W)
+    hp = x - F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3, 1)
+    ms = (hp.pow(2).mean(1, keepdim=True) * flat).sum((1, 2, 3)) / flat.sum((1, 2, 3))
+    return ms.sqrt() * 127.5  # 0/0 → NaN: no flat background
+
+
+def grain_stats(images: torch.Tensor) -> dict:
+    """Median and 90th percentile of `background_grain`, and the fraction of images over GRAIN_VISIBLE."""
+    g = background_grain(images)
+    g = g[~g.isnan()]
+    if g.numel() == 0:
+        raise ValueError("no image has a flat background to measure grain on")
+    return {"grain_median": float(g.median()), "grain_p90": float(g.quantile(0.9)),
+            "grain_visible_frac": float((g > GRAIN_VISIBLE).float().mean()), "grain_n": int(g.numel())}
 
 
 def prompt_set(n: int, prompts=EVAL_PROMPTS) -> tuple[list[str], list[int]]:
@@ -43,8 +75,14 @@ def data_diversity(evaluator, prompts: list[str], seed: int = 0) -> dict[str, fl
     return out
 
 
+def fid_sample(world, plan, n: int, seed: int):
+    """The teacher evaluation's FID set: n data scenes (seed + 1) and the plan's samples for their prompts."""
+    real = sample_scenes(n, seed=seed + 1)
+    return real, generate(world, plan, real.prompts, [10_000 + i for i in range(n)]).images
+
+
 def evaluate_world(root: str, n: int = 1000, seed: int = 1234, device: str = "cpu") -> dict:
-    """Evaluator accuracy; teacher adherence, diversity vs data, FID_tiny(teacher, data) vs FID_tiny(data A, B)."""
+    """Evaluator accuracy; teacher adherence, diversity vs data, FID_tiny(teacher, data) vs FID_tiny(data A, B), grain."""
     from .loader import load_tiny_world
 
     world = load_tiny_world(root, device=device, students=[])
@@ -57,8 +95,7 @@ def evaluate_world(root: str, n: int = 1000, seed: int = 1234, device: str = "cp
     imgs = generate(world, plan, ps, seeds).images
     adh = M.adherence(ev, imgs, ps)
     div_t, div_d = per_prompt_diversity(ev, imgs, ps), data_diversity(ev, ps, seed)
-    real = sample_scenes(n, seed=seed + 1)
-    fake = generate(world, plan, real.prompts, [10_000 + i for i in range(n)]).images
+    real, fake = fid_sample(world, plan, n, seed)
     data_b = sample_scenes(n, seed=seed + 2).images
     fa, fr, fb = M.features(ev, fake), M.features(ev, real.images), M.features(ev, data_b)
     res = {
@@ -71,11 +108,28 @@ def evaluate_world(root: str, n: int = 1000, seed: int = 1234, device: str = "cp
         "fid_tiny_data_a_vs_b": M.fid(ev, real.images, data_b),
         **{f"teacher_{k}": v for k, v in M.prdc(fr, fa).items()},
         **{f"data_b_{k}": v for k, v in M.prdc(fr, fb).items()},
+        **_grain_metrics(real.images, fake),
         "eval_wall_time_s": time.time() - t0,
     }
     res["diversity_ratio_teacher_over_data"] = res["diversity_teacher_mean"] / res["diversity_data_mean"]
     update_metrics(os.path.join(root, "teacher", "provenance.json"), res)
     return {"evaluator": ev_metrics, "teacher": res}
+
+
+def _grain_metrics(data: torch.Tensor, teacher: torch.Tensor) -> dict:
+    return {**{f"teacher_{k}": v for k, v in grain_stats(teacher).items()},
+            **{f"data_{k}": v for k, v in grain_stats(data).items()}}
+
+
+def evaluate_grain(root: str, n: int = 1000, seed: int = 1234, device: str = "cpu") -> dict:
+    """Only the grain of `evaluate_world`, on the same FID set (a teacher evaluated before grain was measured)."""
+    from .loader import load_tiny_world
+
+    world = load_tiny_world(root, device=device, students=[])
+    real, fake = fid_sample(world, base(world), n, seed)
+    res = _grain_metrics(real.images, fake)
+    update_metrics(os.path.join(root, "teacher", "provenance.json"), res)
+    return res
 
 
 def evaluate_plan(world, plan, evaluator, n: int, seed: int, n_div: int = 10) -> dict:
@@ -116,6 +170,7 @@ def teacher_probe(n: int = 200, seeds=(0, 1, 2), n_div: int = 10):
 ATTEMPT_METRICS = ("n_samples", "fid_tiny_teacher_vs_data", "fid_tiny_data_a_vs_b", "adherence", "adherence_bg",
                    "adherence_color", "adherence_shape", "adherence_size", "diversity_teacher_mean",
                    "diversity_data_mean", "diversity_ratio_teacher_over_data")
+OPTIONAL_METRICS = ("teacher_grain_median", "teacher_grain_p90", "teacher_grain_visible_frac")  # measured later
 
 
 def attempt_record(teacher_dir: str, label: str) -> dict:
@@ -136,17 +191,19 @@ def attempt_record(teacher_dir: str, label: str) -> dict:
                                              ("snr_factor", None), ("seed", 0), ("init_from", None))}
     return {"label": label, "created": prov["created"], "git_commit": prov["git_commit"], "device": prov["device"],
             "wall_time_s": prov["wall_time_s"], "recipe": recipe,
-            "metrics": {k: prov["metrics"][k] for k in ATTEMPT_METRICS}}
+            "metrics": {k: prov["metrics"][k] for k in ATTEMPT_METRICS + OPTIONAL_METRICS if k in prov["metrics"]}}
 
 
 def record_attempt(variant_root: str, teacher_dir: str, label: str) -> list[dict]:
-    """Add (or replace, by label) a teacher run's record in <variant_root>/teacher_attempts.json; returns them all."""
+    """Add (or replace in place, by label) a teacher run's record in <variant_root>/teacher_attempts.json; returns them all."""
     import json
 
     from ..io import atomic_write_json
 
     path = os.path.join(variant_root, "teacher_attempts.json")
     rows = json.load(open(path)) if os.path.exists(path) else []
-    rows = [r for r in rows if r["label"] != label] + [attempt_record(teacher_dir, label)]
+    new = attempt_record(teacher_dir, label)
+    at = next((i for i, r in enumerate(rows) if r["label"] == label), len(rows))  # a replaced record keeps its place
+    rows = rows[:at] + [new] + rows[at + 1:]
     atomic_write_json(path, rows)
     return rows

@@ -140,30 +140,40 @@ PROG = "python -m divdistill.chapters.tiny_world"
 
 
 def main(argv=None) -> int:
-    """python -m divdistill.chapters.tiny_world --variant V [--n 64] [--students a,b]: write <variant>/analogue.json."""
+    """python -m divdistill.chapters.tiny_world --variant V [--what analogue|grain] [--n 64] [--students a,b]:
+    write <variant>/analogue.json (layout commit, SDEdit retention) or <variant>/teacher_grain.json."""
     return C.main_guard(PROG, _main, argv)
 
 
 def _main(argv) -> int:
     import os
+    import time
 
     from ...io import atomic_write_json, provenance
     from ...tiny.evaluator import load_evaluator
     from ...tiny.loader import load_tiny_world, variant_dir
 
-    p = C.add_common(C.parser(PROG, description=main.__doc__), out="default: data/tiny/<variant>/analogue.json")
+    p = C.add_common(C.parser(PROG, description=main.__doc__),
+                     out="default: data/tiny/<variant>/analogue.json or teacher_grain.json")
+    p.add_argument("--what", choices=("analogue", "grain"), default="analogue")
     p.add_argument("--n", type=int, default=64)
+    p.add_argument("--n-fid", type=int, default=1000, help="grain: samples per sampler for FID_tiny (0: none)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--students", default="dmd2,turbo,lcm,pd")
+    p.add_argument("--students", default="dmd2,turbo,lcm,pd", help="analogue: the students diagnosed (grain: all)")
     a = C.setup(p.parse_args(argv))
-    import time
-
     t0 = time.time()
-    names = [s for s in a.students.split(",") if s]  # --students "" diagnoses the teacher alone
-    world = load_tiny_world(variant=a.variant, device=a.device, students=names)
-    res = diagnose(world, load_evaluator(world.extras["evaluator_root"]).to(a.device), names, a.n, a.seed)
-    res["provenance"] = provenance({"kind": "analogue", "n": a.n, "students": names}, a.seed, 0, time.time() - t0, {})
-    out = a.out or os.path.join(variant_dir(a.variant), "analogue.json")
+    names = [s for s in a.students.split(",") if s]  # "" diagnoses the teacher alone
+    world = load_tiny_world(variant=a.variant, device=a.device, students=names if a.what == "analogue" else None)
+    ev = load_evaluator(world.extras["evaluator_root"]).to(a.device)
+    if a.what == "grain":
+        from .grain import diagnose_grain
+
+        res, cfg = diagnose_grain(world, ev, a.n, a.n_fid, a.seed), {"kind": "teacher_grain", "n": a.n, "n_fid": a.n_fid}
+    else:
+        res, cfg = diagnose(world, ev, names, a.n, a.seed), {"kind": "analogue", "n": a.n, "students": names}
+    res["provenance"] = provenance(cfg, a.seed, 0, time.time() - t0, {})
+    name = "teacher_grain.json" if a.what == "grain" else "analogue.json"
+    out = a.out or os.path.join(variant_dir(a.variant), name)
     atomic_write_json(out, res)
     print(out, f"{time.time() - t0:.0f} s")
     return 0

@@ -1,0 +1,99 @@
+"""Where the teacher's grain comes from (issue 19's "no visible grain"): the acceptance sampler (50 DDIM steps, CFG 4)
+against its guidance, its step count and stochastic samplers on the same grid and prior; the one-step x̂0 of
+forward-diffused data against t; every student on its own sampler; FID_tiny of the acceptance sampler beside a stochastic one on the same samples.
+
+`python -m divdistill.chapters.tiny_world --what grain --variant V` writes <variant>/teacher_grain.json.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from diffusers import DDPMScheduler, EulerAncestralDiscreteScheduler, LCMScheduler
+
+from ... import metrics as M
+from ...plan import Plan, Step, base, distilled
+from ...registry import World, scheduler_factory
+from ...sampling import run_plan
+from ...tiny.quality import fid_sample, grain_stats
+from ...tiny.schedule import diffusers_config
+from ...tiny.world import sample_scenes
+from .measure import forward_diffuse, on_custom_grid
+
+STOCHASTIC = {"DDPM": DDPMScheduler, "Euler ancestral": EulerAncestralDiscreteScheduler}
+SWEEP = (("DDIM", 50, 4.0), ("DDIM", 50, 1.0), ("DDIM", 200, 4.0), ("DDPM", 50, 4.0), ("Euler ancestral", 50, 4.0))
+ONE_STEP_T = (19, 99, 299, 499, 699, 899)
+
+
+def scratch(world: World) -> World:
+    """The world with its own registry, so that the teacher registered on other samplers stays out of the caller's."""
+    return dataclasses.replace(world, specs=dict(world.specs))
+
+
+def teacher_plan(world: World, sampler: str, steps: int, guidance: float) -> Plan:
+    """The teacher on `sampler` over the grid of its own `steps`-step DDIM plan (trailing: first step t = 999); a
+    stochastic sampler registers the teacher under it in `world` (pass a `scratch` copy)."""
+    grid = base(world, n=steps, guidance=guidance)
+    if sampler == "DDIM":
+        return grid
+    if sampler not in STOCHASTIC:
+        raise ValueError(f"unknown sampler {sampler!r}; valid: {['DDIM', *STOCHASTIC]}")
+    make = scheduler_factory(STOCHASTIC[sampler], diffusers_config(world.extras["schedule"]),
+                             timestep_spacing="trailing")
+    name = on_custom_grid(world, world.base_name, make, f"@{sampler.replace(' ', '_')}")
+    return Plan(tuple(Step(name, s.timestep, guidance) for s in grid.steps), f"{sampler}({steps}, cfg {guidance:g})")
+
+
+def sampler_grain(world: World, n: int = 64, seed: int = 0, sweep=SWEEP) -> list[dict]:
+    """Grain of the teacher's samples (data scenes' prompts, seeds seed·10⁴ + i) for every sampler of SWEEP."""
+    sc, world = sample_scenes(n, seed=80_000 + seed), scratch(world)
+    rows = []
+    for sampler, steps, g in sweep:
+        imgs = run_plan(world, teacher_plan(world, sampler, steps, g), sc.prompts,
+                        [seed * 10_000 + i for i in range(n)], capture=False).images
+        rows.append({"sampler": sampler, "steps": steps, "cfg": g, "n": n, **grain_stats(imgs)})
+    return rows
+
+
+def student_grain(world: World, n: int = 64, seed: int = 0) -> list[dict]:
+    """Grain of each student on its own sampler (the same prompts and seeds as `sampler_grain`)."""
+    sc = sample_scenes(n, seed=80_000 + seed)
+    return [{"student": s, "sampler": type(world.spec(s).make_scheduler()).__name__.replace("Scheduler", ""), "n": n,
+             **grain_stats(run_plan(world, distilled(world, s), sc.prompts, [seed * 10_000 + i for i in range(n)],
+                                    capture=False).images)}
+            for s in world.students]
+
+
+def one_step_grain(world: World, n: int = 64, seed: int = 0, ts=ONE_STEP_T) -> list[dict]:
+    """Grain of the teacher's x̂0 from data forward-diffused to t (one conditional step, CFG 4): what each t's
+    denoiser leaves on a flat background when its input is on the training distribution."""
+    sc, world = sample_scenes(n, seed=81_000 + seed), scratch(world)
+    name = on_custom_grid(world, world.base_name,
+                          scheduler_factory(LCMScheduler, diffusers_config(world.extras["schedule"])))
+    ac = world.spec(name).make_scheduler().alphas_cumprod
+    g = world.spec(world.base_name).guidance
+    rows = []
+    for t in ts:
+        x_t = forward_diffuse(sc.images, t, ac, seed)  # (B, C, H, W)
+        res = run_plan(world, Plan((Step(name, int(t), g),), f"one step at {t}"), sc.prompts, list(range(n)),
+                       capture=True, x_T=x_t)
+        noise_levels = float(((1 - ac[t]) / ac[t]).sqrt()) * 127.5  # the noise std in x0 units, 8-bit levels
+        rows.append({"t": int(t), "noise (levels)": noise_levels, **grain_stats(res.dt[0])})
+    return rows
+
+
+def sampler_fid(world: World, evaluator, n: int = 1000, seed: int = 1234) -> list[dict]:
+    """FID_tiny and grain of the teacher on DDIM (the acceptance) and on Euler ancestral, 50 steps, CFG 4, on the
+    teacher evaluation's FID set (tiny.quality.fid_sample: its prompts and seeds)."""
+    rows, world = [], scratch(world)
+    for sampler in ("DDIM", "Euler ancestral"):
+        real, fake = fid_sample(world, teacher_plan(world, sampler, 50, 4.0), n, seed)
+        rows.append({"sampler": sampler, "steps": 50, "cfg": 4.0, "n": n,
+                     "fid": M.fid(evaluator, real.images, fake), **grain_stats(fake)})
+    return rows
+
+
+def diagnose_grain(world: World, evaluator, n: int = 64, n_fid: int = 1000, seed: int = 0) -> dict:
+    """The measurements above for one world's teacher and students (teacher_grain.json)."""
+    return {"variant": world.extras.get("variant"), "n": n, "sampler": sampler_grain(world, n, seed),
+            "students": student_grain(world, n, seed), "one_step": one_step_grain(world, n, seed),
+            "fid": sampler_fid(world, evaluator, n_fid) if n_fid else []}

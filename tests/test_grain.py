@@ -1,0 +1,119 @@
+"""The flat-background grain (issue 19's "no visible grain"): zero on the data, the high-pass share of added noise,
+blind to noise inside the shape, NaN without a background; the acceptance check and the grain-only evaluation."""
+import json
+import math
+import os
+import shutil
+
+import pytest
+import torch
+
+from divdistill.distill.bars import TEACHER_BAR, teacher_acceptance
+from divdistill.tiny.loader import variant_dir
+from divdistill.tiny.quality import GRAIN_VISIBLE, background_grain, evaluate_grain, grain_stats
+from divdistill.tiny.world import sample_scenes
+
+LEVEL = 1 / 127.5  # one 8-bit level in [-1, 1] units
+
+
+def test_data_has_no_grain():
+    g = background_grain(sample_scenes(64, seed=5).images)
+    assert g.isnan().float().mean() < 0.1  # nearly every scene has a flat background to measure
+    assert g[~g.isnan()].max() < 0.1
+
+
+def test_added_noise_reads_back_as_its_high_pass_share():
+    """iid noise of σ levels: x − its 3×3 mean keeps a variance of σ²·(1 − 1/9), so the grain reads σ·√(8/9)."""
+    sc = sample_scenes(64, seed=6).images
+    sigma = 5.0
+    noisy = sc + sigma * LEVEL * torch.randn(sc.shape, generator=torch.Generator().manual_seed(0))
+    s = grain_stats(noisy)
+    assert s["grain_median"] == pytest.approx(sigma * math.sqrt(8 / 9), rel=0.1)
+    assert s["grain_visible_frac"] == 1.0 and s["grain_n"] >= 58
+
+
+def test_noise_inside_the_shape_is_not_grain_and_no_background_is_nan():
+    img = torch.full((2, 3, 32, 32), -0.6)
+    img[:, :, 12:20, 12:20] = 0.6  # a square
+    img[:, :, 12:20, 12:20] += 0.2 * torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    img[1] = -0.6 + 1.2 * ((torch.arange(32)[:, None] // 4 + torch.arange(32)[None] // 4) % 2)  # 4-px checkerboard
+    g = background_grain(img)
+    assert g[0] < 0.05 and g[1].isnan()
+    with pytest.raises(ValueError, match="no image has a flat background"):
+        grain_stats(img[1:])
+
+
+def test_acceptance_checks_grain_only_where_measured():
+    args = (40.0, 0.96, {"shape": 0.95}, 0.19, 0.187)
+    assert TEACHER_BAR["grain_p90"] == GRAIN_VISIBLE
+    assert "grain" not in teacher_acceptance(*args) and teacher_acceptance(*args)["all"]
+    assert teacher_acceptance(*args, grain_p90=1.5)["grain"]
+    bad = teacher_acceptance(*args, grain_p90=4.5)
+    assert not bad["grain"] and not bad["all"]
+
+
+def test_grain_only_evaluation_adds_grain_and_keeps_the_rest(tmp_path):
+    root = tmp_path / "world"
+    shutil.copytree(os.path.join(variant_dir(), "teacher"), root / "teacher")
+    before = json.load(open(root / "teacher" / "provenance.json"))["metrics"]
+    res = evaluate_grain(str(root), n=4)
+    after = json.load(open(root / "teacher" / "provenance.json"))["metrics"]
+    assert after["data_grain_median"] < 0.1 and after["teacher_grain_n"] == res["teacher_grain_n"] <= 4
+    assert {k: after[k] for k in before if not k.endswith(tuple(res))} == \
+        {k: v for k, v in before.items() if not k.endswith(tuple(res))}
+
+
+def test_grain_diagnosis_parts(tiny_world):
+    """Each part of the teacher's grain diagnosis at smoke size: the sweep's samplers, every student, one-step x̂0."""
+    from divdistill.chapters.tiny_world.grain import (one_step_grain, sampler_grain, scratch, student_grain,
+                                                      teacher_plan)
+    from divdistill.chapters.tiny_world.measure import main
+
+    rows = sampler_grain(tiny_world, n=2, sweep=(("DDIM", 3, 4.0), ("Euler ancestral", 3, 4.0)))
+    assert [r["sampler"] for r in rows] == ["DDIM", "Euler ancestral"] and all(r["grain_n"] <= 2 for r in rows)
+    assert teacher_plan(scratch(tiny_world), "DDPM", 3, 4.0).timesteps == teacher_plan(tiny_world, "DDIM", 3, 4.0).timesteps
+    one = one_step_grain(tiny_world, n=2, ts=(19, 899))
+    assert [r["t"] for r in one] == [19, 899] and one[0]["noise (levels)"] < one[1]["noise (levels)"]
+    assert [r["student"] for r in student_grain(tiny_world, n=2)] == tiny_world.students  # none registered by the above
+    with pytest.raises(ValueError, match="unknown sampler 'heun'"):
+        teacher_plan(tiny_world, "heun", 50, 4.0)
+    with pytest.raises(SystemExit):  # argparse names the valid choices
+        main(["--what", "nope"])
+
+
+@pytest.mark.slow
+def test_grain_diagnosis_cli_writes_every_part(tmp_path):
+    """`--what grain` at smoke size: each sampler of the sweep, every student, each one-step t, provenance."""
+    from divdistill.chapters.tiny_world.grain import ONE_STEP_T, SWEEP, teacher_plan
+    from divdistill.chapters.tiny_world.measure import main
+    from divdistill.tiny.loader import load_tiny_world
+
+    out = tmp_path / "g.json"
+    assert main(["--what", "grain", "--n", "3", "--n-fid", "0", "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert [(r["sampler"], r["steps"], r["cfg"]) for r in res["sampler"]] == [tuple(s) for s in SWEEP]
+    assert [r["t"] for r in res["one_step"]] == list(ONE_STEP_T) and res["fid"] == []
+    assert {r["student"] for r in res["students"]} == set(load_tiny_world().students)
+    assert res["provenance"]["config"]["kind"] == "teacher_grain"
+
+
+def test_grain_summary_reads_every_number_from_the_diagnosis():
+    from divdistill.chapters.tiny_world.report import grain_summary
+
+    def s(sampler, steps, cfg, p90, med=1.0, vis=0.5):
+        return {"sampler": sampler, "steps": steps, "cfg": cfg, "grain_p90": p90, "grain_median": med,
+                "grain_visible_frac": vis}
+
+    g = {"n": 64, "sampler": [s("DDIM", 50, 4.0, 10.8, 4.5, 0.7), s("DDIM", 50, 1.0, 9.9), s("DDIM", 200, 4.0, 10.2),
+                              s("DDPM", 50, 4.0, 0.6), s("Euler ancestral", 50, 4.0, 0.59)],
+         "students": [{"student": "pd", "sampler": "DDIM", "grain_p90": 15.8}, {"student": "dmd2", "sampler": "LCM",
+                                                                                  "grain_p90": 1.5}],
+         "one_step": [{"t": 19, "grain_median": 0.5}, {"t": 299, "grain_median": 1.2}, {"t": 499, "grain_median": 2.2}],
+         "fid": [{"sampler": "DDIM", "fid": 41.8, "n": 1000}, {"sampler": "Euler ancestral", "fid": 30.1, "n": 1000}]}
+    text = grain_summary(g)
+    assert "on 70% of its samples" in text and "90th percentile 10.8" in text and "DDPM 0.6" in text
+    assert "clean up to t = 299 and grainy from t = 499" in text and "pd (DDIM, 15.8)" in text and "dmd2" not in text
+    assert "DDIM 41.8, Euler ancestral 30.1" in text
+    g["sampler"][3]["grain_p90"] = 5.0  # a grainy stochastic sampler: no claim that the grain is DDIM's
+    assert "deterministic path" not in grain_summary(g)
+    assert grain_summary(None).startswith("No grain diagnosis")
