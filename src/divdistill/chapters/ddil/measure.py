@@ -14,12 +14,14 @@ from ...tiny.quality import evaluate_plan
 COLUMNS = ("fid", "adherence", "precision", "recall", "density", "coverage", "diversity")
 
 
-def evaluate_students(world, names=None, n: int = 1000, seeds=(0, 1, 2), write: bool = True, progress=print) -> list[dict]:
-    """Rows (mean ± std over seeds) for the teacher (its 50-step plan) and each named student (its own 4 steps)."""
+def evaluate_students(world, names=None, n: int = 1000, seeds=(0, 1, 2), write: bool = True, progress=print,
+                      teacher: bool = True) -> list[dict]:
+    """Rows (mean ± std over seeds) for the teacher (its 50-step plan; `teacher=False` skips it) and each named
+    student (its own 4 steps)."""
     ev = load_evaluator(world.extras["evaluator_root"])
     names = list(world.students if names is None else names)
     rows = []
-    for name in ["base"] + names:
+    for name in (["base"] if teacher else []) + names:
         plan = base(world) if name == "base" else distilled(world, name)
         t0 = time.time()
         per_seed = [evaluate_plan(world, plan, ev, n, s) for s in seeds]
@@ -36,6 +38,15 @@ def evaluate_students(world, names=None, n: int = 1000, seeds=(0, 1, 2), write: 
             update_metrics(os.path.join(world.extras["root"], "students", name, "provenance.json"),
                            {"eval": {k: v for k, v in row.items() if k != "model"}})
     return rows
+
+
+def merge_rows(old: list[dict], new: list[dict], n: int, seeds: int) -> list[dict]:
+    """`old` with each of `new`'s models replaced in place (appended if absent); both measured at the same n, seeds."""
+    if any((r["n"], r["seeds"]) != (n, seeds) for r in old):
+        raise ValueError(f"--merge: the existing rows were measured at another n or seed count than n={n}, "
+                         f"seeds={seeds}; re-measure them all instead")
+    by = {r["model"]: r for r in new}
+    return [by.pop(r["model"], r) for r in old] + list(by.values())
 
 
 def format_table(rows: list[dict]) -> str:
