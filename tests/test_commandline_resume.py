@@ -64,7 +64,7 @@ def test_covariate_study_with_other_settings_starts_afresh(tmp_path, monkeypatch
     assert calls == [("seed", 0), ("shift", 0), ("seed", 0), ("shift", 0), ("seed", 1), ("shift", 1)]
 
 
-def _students_run(monkeypatch, world, out, calls, kill_after=None):
+def _students_run(monkeypatch, world, out, calls, kill_after=None, redo=()):
     from divdistill.chapters.students import measure as SM
 
     def measure(world, plan, *a, **kw):
@@ -75,7 +75,7 @@ def _students_run(monkeypatch, world, out, calls, kill_after=None):
 
     monkeypatch.setattr(SM, "measure", measure)
     return SM.evaluate_controls(world, per_prompt=2, seeds=(0,), out=out, progress=None,
-                                features=lambda imgs: imgs.flatten(1))
+                                features=lambda imgs: imgs.flatten(1), redo=redo)
 
 
 def test_killed_control_table_resumes_per_row(random_world, tmp_path, monkeypatch):
@@ -88,6 +88,10 @@ def test_killed_control_table_resumes_per_row(random_world, tmp_path, monkeypatc
     with open(out) as f:
         assert json.load(f) == json.loads(json.dumps(res))  # the committed layout: {"settings", "rows"}
     assert sorted(res) == ["rows", "settings"] and len(res["rows"]) == 4
+    labels = [r["label"] for r in res["rows"]]
+    res = _students_run(monkeypatch, random_world, out, calls, redo=("student",))  # a retrained student
+    assert len(calls) == 7 and calls[4:] == calls[1:4]  # its three rows measured again, the teacher's kept
+    assert [r["label"] for r in res["rows"]] == labels  # in place
 
 
 def _control_world(tmp_path):

@@ -18,12 +18,14 @@ def _main(argv) -> int:
     p.add_argument("--n-fid", type=int, default=0)
     p.add_argument("--students", default=None, help="comma-separated (default: all found)")
     p.add_argument("--root", default=None, help="a world folder (default: data/tiny/<variant>)")
+    p.add_argument("--redo", default="", help="comma-separated retrained students whose rows are measured again")
     a = C.setup(p.parse_args(argv))
     root = a.root or variant_dir(a.variant)
     names = a.students.split(",") if a.students else None
     world = load_tiny_world(root, device=a.device, students=names)
     res = evaluate_controls(world, names, a.per_prompt, tuple(range(a.seeds)), a.n_fid,
-                            out=a.out or os.path.join(root, "students", "controls.json"))
+                            out=a.out or os.path.join(root, "students", "controls.json"),
+                            redo=tuple(x for x in a.redo.split(",") if x))
     for r in loss_table_rows(diversity_losses(res)):
         print(r)
     return 0

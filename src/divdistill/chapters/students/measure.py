@@ -54,12 +54,13 @@ def _std(v):
 
 def evaluate_controls(world, names=None, per_prompt: int = 10, seeds=(0, 1, 2), n_fid: int = 0, out: str | None = None,
                       progress=print, features=None, prompts=EVAL_PROMPTS, teacher: bool = True,
-                      batch_size: int = 100) -> dict:
+                      batch_size: int = 100, redo=()) -> dict:
     """The control table: teacher 50 steps, then per student its own plan, on_sampler and hybrid(k=1, CFG 0).
 
     Resumable (commandline.load_partial/save_partial, field "rows"): with `out`, rows already in that JSON (same
     settings) are kept and the file is rewritten after each row.
-    `features` (images → (B, D)) defaults to the tiny evaluator's; `teacher=False` skips the 50-step row.
+    `features` (images → (B, D)) defaults to the tiny evaluator's; `teacher=False` skips the 50-step row; the rows of
+    the students in `redo` (retrained ones) are measured again, in place.
     """
     ev = None
     if features is None or n_fid:
@@ -71,7 +72,8 @@ def evaluate_controls(world, names=None, per_prompt: int = 10, seeds=(0, 1, 2), 
     settings = {"per_prompt": per_prompt, "seeds": list(seeds), "n_fid": n_fid, "variant": world.extras.get("variant"),
                 "base_guidance": world.spec(world.base_name).guidance, "prompts": list(prompts)}
     res = {"settings": settings, "rows": C.load_partial(out, settings, field="rows") or []}
-    done = {r["label"] for r in res["rows"]}
+    stale = [i for i, r in enumerate(res["rows"]) if r["student"] in set(redo)]
+    done = {r["label"] for r in res["rows"] if r["student"] not in set(redo)}
     todo = ([(TEACHER, "teacher", None, base(world))] if teacher else []) + \
         [(lab, kind, n, plan) for n in names for lab, kind, plan in control_plans(world, n)]
     for label, kind, student, plan in todo:
@@ -79,7 +81,11 @@ def evaluate_controls(world, names=None, per_prompt: int = 10, seeds=(0, 1, 2), 
             continue
         row = {"label": label, "kind": kind, "student": student,
                **measure(world, plan, features, per_prompt, seeds, n_fid, prompts, ev, batch_size)}
-        res["rows"].append(row)
+        at = next((i for i in stale if res["rows"][i]["label"] == label), None)
+        if at is None:
+            res["rows"].append(row)
+        else:
+            res["rows"][at] = row
         C.save_partial(out, settings, res["rows"], field="rows")
         if progress:
             progress(f"{label}: diversity {row['diversity']:.3f} ± {row['diversity_std']:.3f}"
