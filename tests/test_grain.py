@@ -114,6 +114,23 @@ def test_grain_summary_reads_every_number_from_the_diagnosis():
     assert "on 70% of its samples" in text and "90th percentile 10.8" in text and "DDPM 0.6" in text
     assert "clean up to t = 299 and grainy from t = 499" in text and "pd (DDIM, 15.8)" in text and "dmd2" not in text
     assert "DDIM 41.8, Euler ancestral 30.1" in text
+    runs = [{"run": "a", "grain p90": 1.5}, {"run": "b", "grain p90": None}, {"run": "c", "grain p90": 9.7},
+            {"run": "d", "grain p90": 10.8}]
+    text = grain_summary({**g, "sampler": [{**g["sampler"][0], "corr with x_T": 0.72, "levels per unit x_T": 4.7},
+                                           *g["sampler"][1:]]}, runs)
+    assert "went 1.5 → 9.7 → 10.8 levels" in text and "first run over the bar is “c”, and every run after" in text
+    assert "correlates 0.72 with the starting noise's (4.7 levels" in text and "x_T's own fine scale" in text
     g["sampler"][3]["grain_p90"] = 5.0  # a grainy stochastic sampler: no claim that the grain is DDIM's
     assert "deterministic path" not in grain_summary(g)
     assert grain_summary(None).startswith("No grain diagnosis")
+
+
+def test_noise_carry_reads_how_much_of_x_T_survives():
+    from divdistill.chapters.tiny_world.grain import noise_carry
+
+    x_T = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    img = torch.full_like(x_T, -0.5) + 0.05 * x_T  # a flat background carrying 5% of the noise
+    c = noise_carry(img, x_T)
+    assert c["corr with x_T"] == pytest.approx(1.0, abs=1e-6) and c["levels per unit x_T"] == pytest.approx(0.05 * 127.5)
+    other = noise_carry(torch.full_like(x_T, -0.5) + 0.05 * torch.randn(x_T.shape), x_T)
+    assert abs(other["corr with x_T"]) < 0.05

@@ -28,19 +28,28 @@ EVAL_PROMPTS = ("a red circle", "a large blue square on a dark background", "a t
 GRAIN_VISIBLE = 2.0
 
 
-def background_grain(images: torch.Tensor) -> torch.Tensor:
-    """Per image, the RMS of the 3×3 high-pass on its flat background pixels, in 8-bit levels: (B,), NaN where none.
-
-    The background colour is the median of the outer ring of pixels; a pixel is flat background when its 5×5
-    neighbourhood's mean stays within 0.15 (summed over channels, in [-1, 1] units) of it, and so do its neighbours'
-    within 2 pixels (edges and the shape excluded)."""
+def flat_background(images: torch.Tensor) -> torch.Tensor:
+    """Each image's flat background pixels: (B, 1, H, W) bool. The background colour is the median of the outer ring
+    of pixels; a pixel is flat background when its 5×5 neighbourhood's mean stays within 0.15 (summed over channels,
+    in [-1, 1] units) of it, and so do its neighbours' within 2 pixels (edges and the shape excluded)."""
     x = images.float().clamp(-1, 1)  # (B, C, H, W)
     ring = torch.cat([x[..., 0, :], x[..., -1, :], x[..., :, 0], x[..., :, -1]], dim=-1)  # (B, C, 4W)
     bg = ring.median(dim=-1).values[..., None, None]  # (B, C, 1, 1)
     near = (F.avg_pool2d(F.pad(x, (2, 2, 2, 2), mode="replicate"), 5, 1) - bg).abs().sum(1, keepdim=True)
-    flat = (F.max_pool2d(near, 5, 1, 2) < 0.15).float()  # (B, 1, H, W)
-    hp = x - F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3, 1)
-    ms = (hp.pow(2).mean(1, keepdim=True) * flat).sum((1, 2, 3)) / flat.sum((1, 2, 3))
+    return F.max_pool2d(near, 5, 1, 2) < 0.15
+
+
+def high_pass(x: torch.Tensor) -> torch.Tensor:
+    """x minus its 3×3 mean (replicate-padded): the finest scale, where grain lives. (B, C, H, W)."""
+    return x - F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3, 1)
+
+
+def background_grain(images: torch.Tensor) -> torch.Tensor:
+    """Per image, the RMS of the 3×3 high-pass on its flat background pixels (`flat_background`), in 8-bit levels:
+    (B,), NaN where an image has none."""
+    flat = flat_background(images).float()
+    ms = (high_pass(images.float().clamp(-1, 1)).pow(2).mean(1, keepdim=True) * flat).sum((1, 2, 3)) \
+        / flat.sum((1, 2, 3))
     return ms.sqrt() * 127.5  # 0/0 → NaN: no flat background
 
 

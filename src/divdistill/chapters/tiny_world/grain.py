@@ -14,7 +14,9 @@ from ... import metrics as M
 from ...plan import Plan, Step, base, distilled
 from ...registry import World, scheduler_factory
 from ...sampling import run_plan
-from ...tiny.quality import fid_sample, grain_stats
+import torch
+
+from ...tiny.quality import fid_sample, flat_background, grain_stats, high_pass
 from ...tiny.schedule import diffusers_config
 from ...tiny.world import sample_scenes
 from .measure import forward_diffuse, on_custom_grid
@@ -45,13 +47,24 @@ def teacher_plan(world: World, sampler: str, steps: int, guidance: float) -> Pla
 
 def sampler_grain(world: World, n: int = 64, seed: int = 0, sweep=SWEEP) -> list[dict]:
     """Grain of the teacher's samples (data scenes' prompts, seeds seed·10⁴ + i) for every sampler of SWEEP."""
-    sc, world = sample_scenes(n, seed=80_000 + seed), scratch(world)
+    sc, world, seeds = sample_scenes(n, seed=80_000 + seed), scratch(world), [seed * 10_000 + i for i in range(n)]
+    x_T = world.noise(seeds)  # (B, C, H, W): every plan's own start, kept to see how much of it survives
     rows = []
     for sampler, steps, g in sweep:
-        imgs = run_plan(world, teacher_plan(world, sampler, steps, g), sc.prompts,
-                        [seed * 10_000 + i for i in range(n)], capture=False).images
-        rows.append({"sampler": sampler, "steps": steps, "cfg": g, "n": n, **grain_stats(imgs)})
+        imgs = run_plan(world, teacher_plan(world, sampler, steps, g), sc.prompts, seeds, capture=False,
+                        x_T=x_T).images
+        rows.append({"sampler": sampler, "steps": steps, "cfg": g, "n": n, **grain_stats(imgs),
+                     **noise_carry(imgs, x_T)})
     return rows
+
+
+def noise_carry(images: torch.Tensor, x_T: torch.Tensor) -> dict:
+    """How much of the initial noise's finest scale is still in the image: on flat backgrounds, the correlation of the
+    two high-passes and the image's 8-bit levels per unit of x_T's."""
+    m = flat_background(images).expand_as(images)
+    a, b = high_pass(images.float().clamp(-1, 1))[m].double(), high_pass(x_T.float().cpu())[m].double()
+    return {"corr with x_T": float(torch.corrcoef(torch.stack([a, b]))[0, 1]),
+            "levels per unit x_T": float((a * b).sum() / (b * b).sum() * 127.5)}
 
 
 def student_grain(world: World, n: int = 64, seed: int = 0) -> list[dict]:

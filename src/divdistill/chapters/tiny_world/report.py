@@ -76,11 +76,21 @@ def attempt_rows(variant_root: str) -> list[dict]:
     return rows
 
 
-def grain_summary(g: dict | None) -> str:
-    """What the committed grain diagnosis (teacher_grain.json) says, every number read from it."""
+def grain_summary(g: dict | None, attempts: list[dict] = ()) -> str:
+    """What the committed grain diagnosis (teacher_grain.json) and the recorded runs (`attempt_rows`) say, every number
+    read from them."""
     if not g:
         return "No grain diagnosis is committed for this world."
     bar = TEACHER_BAR["grain_p90"]
+    runs = [r for r in attempts if r.get("grain p90") is not None]
+    over = [i for i, r in enumerate(runs) if r["grain p90"] > bar]
+    lead = []
+    if runs:
+        lead.append("Across the recorded teacher runs (the remedies table) the 90th percentile went "
+                    + " → ".join(f"{r['grain p90']:.1f}" for r in runs) + " levels."
+                    + (f" The first run over the bar is “{runs[over[0]]['run']}”"
+                       + (", and every run after it stayed over." if over == list(range(over[0], len(runs))) else ".")
+                       if over else ""))
     row = {(r["sampler"], r["steps"], r["cfg"]): r for r in g["sampler"]}
     ddim = row[("DDIM", 50, 4.0)]
     sto = [r for r in g["sampler"] if r["sampler"] != "DDIM"]
@@ -89,6 +99,11 @@ def grain_summary(g: dict | None) -> str:
            f"{ddim['grain_p90']:.1f} levels; bar ≤ {bar:g}). The 90th percentile with CFG 1 instead of 4 is "
            f"{row[('DDIM', 50, 1.0)]['grain_p90']:.1f}, with 200 steps instead of 50 "
            f"{row[('DDIM', 200, 4.0)]['grain_p90']:.1f}."]
+    if "corr with x_T" in ddim:
+        out.append(f"On flat backgrounds the DDIM image's finest scale correlates {ddim['corr with x_T']:.2f} with the "
+                   f"starting noise's ({ddim['levels per unit x_T']:.1f} levels per unit of noise)"
+                   + (": much of the grain is x_T's own fine scale, left in by the deterministic path." if
+                      ddim["corr with x_T"] >= 0.5 else "."))
     if all(r["grain_p90"] <= bar < ddim["grain_p90"] for r in sto):
         out.append("On the same grid, prior and seeds, the stochastic samplers leave none ("
                    + ", ".join(f"{r['sampler']} {r['grain_p90']:.1f}" for r in sto) + "). The grain comes from DDIM's "
@@ -108,4 +123,4 @@ def grain_summary(g: dict | None) -> str:
                    f"ancestral {f['Euler ancestral']['fid']:.1f}. The acceptance and every chapter keep DDIM, the "
                    "deterministic sampler SDXL's base is run with; the remedy belongs in the teacher (a wider UNet, "
                    "longer training), not in a change of sampler chosen after the fact.")
-    return "\n\n".join(out)
+    return "\n\n".join(lead + out)
