@@ -134,3 +134,17 @@ def test_noise_carry_reads_how_much_of_x_T_survives():
     assert c["corr with x_T"] == pytest.approx(1.0, abs=1e-6) and c["levels per unit x_T"] == pytest.approx(0.05 * 127.5)
     other = noise_carry(torch.full_like(x_T, -0.5) + 0.05 * torch.randn(x_T.shape), x_T)
     assert abs(other["corr with x_T"]) < 0.05
+
+
+def test_hybrid_chapter_notes_the_base_grain_from_the_committed_diagnosis(tmp_path):
+    from divdistill.chapters.hybrid.report import base_grain_note
+
+    assert base_grain_note("w", "dmd2", root=str(tmp_path)) is None  # nothing committed: no note
+    (tmp_path / "w").mkdir()
+    row = lambda s, fid, p90, frac: {"sampler": s, "fid": fid, "grain_p90": p90, "grain_visible_frac": frac, "n": 1000}
+    (tmp_path / "w" / "teacher_grain.json").write_text(json.dumps({
+        "fid": [row("DDIM", 41.8, 10.8, 0.7), row("Euler ancestral", 17.6, 0.66, 0.0)],
+        "students": [{"student": "dmd2", "grain_p90": 1.5}]}))
+    note = base_grain_note("w", "dmd2", root=str(tmp_path))
+    assert "on 70% of its samples" in note and "41.8 on DDIM and 17.6 on Euler ancestral" in note
+    assert "visible on 0%" in note and "dmd2 on its own sampler leaves 1.5 levels" in note

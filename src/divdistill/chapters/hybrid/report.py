@@ -31,6 +31,30 @@ def load_results(variant: str, root: str | None = None) -> dict | None:
         return json.load(f)
 
 
+def base_grain_note(variant: str, student: str, root: str | None = None) -> str | None:
+    """The caveat on the base's FID from the variant's committed teacher_grain.json (the tiny-world chapter), or None."""
+    from ...tiny.loader import data_dir
+
+    path = os.path.join(root or data_dir(), variant, "teacher_grain.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        g = json.load(f)
+    fid = {r["sampler"]: r for r in g["fid"]}
+    if "DDIM" not in fid or "Euler ancestral" not in fid:
+        return None
+    st = next((r for r in g["students"] if r["student"] == student), None)
+    return (f"**The base's FID carries its grain.** On this world the teacher's 50-step DDIM leaves a visible grain on "
+            f"{fid['DDIM']['grain_visible_frac']:.0%} of its samples (90th percentile "
+            f"{fid['DDIM']['grain_p90']:.1f} levels; the tiny-world chapter). On the teacher evaluation's "
+            f"{fid['DDIM']['n']:,} prompts and seeds its FID_tiny is {fid['DDIM']['fid']:.1f} on DDIM and "
+            f"{fid['Euler ancestral']['fid']:.1f} on Euler ancestral, whose grain is visible on "
+            f"{fid['Euler ancestral']['grain_visible_frac']:.0%}. "
+            + (f"{student} on its own sampler leaves {st['grain_p90']:.1f} levels at the 90th percentile. " if st else "")
+            + "So the FID gap between the hybrid and the 50-step base partly measures that grain, not only what the "
+              "first step decides.")
+
+
 def from_record(d: dict | None) -> Estimate | None:
     """The Estimate of a stored record (as_record), None when missing."""
     return None if d is None else Estimate(**d)

@@ -121,6 +121,6 @@ def grain_summary(g: dict | None, attempts: list[dict] = ()) -> str:
         f = {r["sampler"]: r for r in g["fid"]}
         out.append(f"FID_tiny on the same {g['fid'][0]['n']:,} prompts and seeds: DDIM {f['DDIM']['fid']:.1f}, Euler "
                    f"ancestral {f['Euler ancestral']['fid']:.1f}. The acceptance and every chapter keep DDIM, the "
-                   "deterministic sampler SDXL's base is run with; the remedy belongs in the teacher (a wider UNet, "
-                   "longer training), not in a change of sampler chosen after the fact.")
+                   "deterministic sampler SDXL's base is run with: a sampler switched after seeing this would be tuned "
+                   "against the outcome, so the remedy has to come from the teacher's training.")
     return "\n\n".join(lead + out)
