@@ -51,8 +51,9 @@ def base_grain_note(variant: str, student: str, root: str | None = None) -> str 
             f"{fid['Euler ancestral']['fid']:.1f} on Euler ancestral, whose grain is visible on "
             f"{fid['Euler ancestral']['grain_visible_frac']:.0%}. "
             + (f"{student} on its own sampler leaves {st['grain_p90']:.1f} levels at the 90th percentile. " if st else "")
-            + "So the FID gap between the hybrid and the 50-step base partly measures that grain, not only what the "
-              "first step decides.")
+            + "So the FID gap between the hybrid and the 50-step base partly measures the base's deterministic "
+              "sampler (its grain, and whatever else a stochastic sampler changes), not only what the first step "
+              "decides.")
 
 
 def from_record(d: dict | None) -> Estimate | None:
