@@ -126,3 +126,27 @@ def test_teacher_table_and_acceptance_rows_from_provenance():
     acc = acceptance_rows(prov)
     assert [r["variant"] for r in acc] == ["b"] and acc[0]["n"] == 1000
     assert acc[0]["factor:bg"] and not acc[0]["factor:shape"] and not acc[0]["all"]
+
+
+def test_a_chapter_on_a_teacher_below_its_bar_marks_every_verdict_provisional(tmp_path):
+    """Chapter.summarize puts the teacher's failed checks first in every note; a passing teacher adds nothing."""
+    import json
+    from types import SimpleNamespace
+
+    from divdistill.book import claims
+    from divdistill.book.chapter import Chapter
+
+    (tmp_path / "w" / "teacher").mkdir(parents=True)
+    metrics = {"fid_tiny_teacher_vs_data": 41.8, "adherence": 0.939, "adherence_size": 0.86, "adherence_bg": 1.0,
+               "diversity_teacher_mean": 0.199, "diversity_data_mean": 0.187, "teacher_grain_p90": 10.8}
+    prov = tmp_path / "w" / "teacher" / "provenance.json"
+    ch = Chapter("x", "tiny", SimpleNamespace(extras={"root": str(tmp_path / "w")}), summary_dir=str(tmp_path / "s"))
+    e = claims.entry("C4", "paper", "ours", True, "tiny", 10, note="n per seed")
+    for m, want in ((metrics, "provisional: this world's teacher fails its acceptance bar on adherence, size, grain; "
+                                "n per seed"),
+                    ({**metrics, "adherence": 0.96, "adherence_size": 0.95, "teacher_grain_p90": 1.5}, "n per seed"),
+                    ({}, "provisional: this world's teacher has not been evaluated against its acceptance bar; "
+                         "n per seed")):
+        prov.write_text(json.dumps({"metrics": m}))
+        out = json.loads(open(ch.summarize([e])).read())
+        assert out[0]["note"] == want and out[0]["holds"] is True

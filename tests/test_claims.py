@@ -58,6 +58,11 @@ def test_summaries_merge_by_scale_and_feed_the_ledger(tmp_path):
     row = next(ln for ln in md.splitlines() if ln.startswith("| C4 |") and "(tiny)" in ln)
     assert "0.18 vs 0.12 (n=200)" in row and row.startswith("| C4 | ✗ (tiny) |") and "ours (sdxl)" in md
     assert md.count("not yet measured") == len(claims.CLAIMS) - 1
+    assert "provisional" not in md
+    claims.write_summary("dt", [claims.entry("C2", "p", "o", False, "tiny", 9, note="provisional: this world's "
+                                             "teacher fails its acceptance bar on size; n=9")], d)
+    md = ledger_markdown(d, d)
+    assert "**Every tiny verdict here is provisional.**" in md and "fails its acceptance bar on size (the tiny" in md
 
 
 def test_table_renders_html_with_paper_columns_marked():

@@ -58,8 +58,29 @@ class Chapter:
         return f"{text} [scale={self.scale}]"
 
     def summarize(self, entries: list[dict]) -> str:
-        """Write book/summaries/<chapter>.json (entries from `claims.entry`); returns the path."""
+        """Write book/summaries/<chapter>.json (entries from `claims.entry`); returns the path. On a tiny world whose
+        teacher fails its acceptance bar, every entry's note says so first: its verdict is provisional."""
+        caveat = self.world_caveat()
+        if caveat:
+            entries = [{**e, "note": caveat + (f"; {e['note']}" if e["note"] else "")} for e in entries]
         return claims.write_summary(self.name, entries, self.summary_dir)
+
+    def world_caveat(self) -> str:
+        """'' when the tiny world's teacher meets its acceptance bar (distill.bars), else which checks it fails."""
+        import json
+
+        from ..distill.bars import acceptance_of, failed_checks
+
+        root = getattr(self.world, "extras", {}).get("root") if self.scale == "tiny" else None
+        path = os.path.join(root, "teacher", "provenance.json") if root else None
+        if not path or not os.path.exists(path):
+            return ""
+        with open(path) as f:
+            m = json.load(f).get("metrics", {})
+        if "fid_tiny_teacher_vs_data" not in m:
+            return "provisional: this world's teacher has not been evaluated against its acceptance bar"
+        failed = failed_checks(acceptance_of(m))
+        return f"provisional: this world's teacher fails its acceptance bar on {', '.join(failed)}" if failed else ""
 
 
 def open_chapter(name: str, scale: str = "tiny", device: str | None = None, seed: int = 0, sources=None,

@@ -26,6 +26,19 @@ def teacher_acceptance(fid: float, adherence: float, factors: dict, diversity: f
     return {**checks, "all": all(checks.values())}
 
 
+def acceptance_of(m: dict) -> dict:
+    """`teacher_acceptance` from a teacher's evaluated metrics (`python -m divdistill.tiny evaluate`, provenance)."""
+    factors = {k[len("adherence_"):]: x for k, x in m.items() if k.startswith("adherence_")
+               and isinstance(x, (int, float))}
+    return teacher_acceptance(m["fid_tiny_teacher_vs_data"], m["adherence"], factors, m["diversity_teacher_mean"],
+                              m["diversity_data_mean"], m.get("teacher_grain_p90"))
+
+
+def failed_checks(acc: dict) -> list[str]:
+    """The names of the checks an acceptance dict fails ('factor:size' → 'size')."""
+    return [k.replace("factor:", "") for k, ok in acc.items() if k != "all" and not ok]
+
+
 def student_ratio(method: str) -> float:
     """The FID_tiny ratio a student of `method` may reach over the teacher's."""
     return STUDENT_BAR.get(method, DEFAULT_STUDENT_RATIO)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-from ...distill.bars import TEACHER_BAR, teacher_acceptance
+from ...distill.bars import TEACHER_BAR, acceptance_of, failed_checks
 from ...tiny.teacher import TeacherConfig
 
 
@@ -20,10 +20,7 @@ def _recipe(r: dict) -> str:
 
 def acceptance(m: dict) -> dict:
     """The teacher's acceptance checks (distill.bars.teacher_acceptance) from its evaluated metrics."""
-    factors = {k[len("adherence_"):]: x for k, x in m.items() if k.startswith("adherence_")
-               and isinstance(x, (int, float))}
-    return teacher_acceptance(m["fid_tiny_teacher_vs_data"], m["adherence"], factors, m["diversity_teacher_mean"],
-                              m["diversity_data_mean"], m.get("teacher_grain_p90"))
+    return acceptance_of(m)
 
 
 def _init_label(variant: str, init: str | None) -> str:
@@ -65,7 +62,7 @@ def attempt_rows(variant_root: str) -> list[dict]:
     for a in attempts:
         m = a["metrics"]
         acc = acceptance(m)
-        failed = [k.replace("factor:", "") for k, ok in acc.items() if k != "all" and not ok]
+        failed = failed_checks(acc)
         rows.append({"run": a["label"], "recipe": _recipe(a["recipe"]), "n": m["n_samples"],
                      "FID_tiny": m["fid_tiny_teacher_vs_data"], "adherence": m["adherence"],
                      "background": m["adherence_bg"], "shape": m["adherence_shape"], "size": m["adherence_size"],
