@@ -148,3 +148,11 @@ def test_hybrid_chapter_notes_the_base_grain_from_the_committed_diagnosis(tmp_pa
     note = base_grain_note("w", "dmd2", root=str(tmp_path))
     assert "on 70% of its samples" in note and "41.8 on DDIM and 17.6 on Euler ancestral" in note
     assert "visible on 0%" in note and "dmd2 on its own sampler leaves 1.5 levels" in note
+
+
+def test_grain_tables_put_what_the_row_is_first():
+    from divdistill.chapters.tiny_world.report import grain_table_rows
+
+    rows = grain_table_rows([{"grain_median": 1.0, "grain_n": 61, "grain_p90": 2.0, "grain_visible_frac": 0.5,
+                              "noise (levels)": 5.1, "t": 19}])
+    assert list(rows[0]) == ["t", "noise (levels)", "n", "grain median", "grain p90", "visible"] and rows[0]["n"] == 61

@@ -121,3 +121,18 @@ def grain_summary(g: dict | None, attempts: list[dict] = ()) -> str:
                    "deterministic sampler SDXL's base is run with: a sampler switched after seeing this would be tuned "
                    "against the outcome, so the remedy has to come from the teacher's training.")
     return "\n\n".join(lead + out)
+
+
+GRAIN_COLUMNS = {"student": "student", "sampler": "sampler", "steps": "steps", "cfg": "CFG", "t": "t",
+                 "noise (levels)": "noise (levels)", "n": "n", "fid": "FID_tiny", "grain_median": "grain median",
+                 "grain_p90": "grain p90", "grain_visible_frac": "visible", "corr with x_T": "corr with x_T",
+                 "levels per unit x_T": "levels per unit x_T"}
+
+
+def grain_table_rows(rows: list[dict]) -> list[dict]:
+    """teacher_grain.json rows for the page: what the row is first, then its grain (8-bit levels)."""
+    out = []
+    for r in rows:
+        r = {**r, "n": r.get("n", r.get("grain_n"))}
+        out.append({name: r[k] for k, name in GRAIN_COLUMNS.items() if k in r})
+    return out
