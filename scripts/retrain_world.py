@@ -44,10 +44,11 @@ PROBE_N = {"gpu": 200, "micro": 8, "bench": 0}
 TEACHER_EVAL_N = {"gpu": 1000, "micro": 8}
 EVAL_SIZES = {  # (job, args) of every committed evaluation JSON of one variant
     "gpu": {"eval": "--n 1000 --seeds 3", "controls": "--per-prompt 24 --seeds 3 --n-fid 1000", "analogue": "--n 64",
-            "grain": "--n 64 --n-fid 1000", "dt_curves": "--n-seeds 16", "hybrid": "--other-per-prompt 20", "covariate": "--n 96 --seeds 0 1 2",
-            "control": ("--retrain", "")},
+            "grain": "--n 64 --n-fid 1000", "dt_curves": "--n-seeds 16", "hybrid": "--other-per-prompt 20",
+            "covariate": "--n 96 --seeds 0 1 2", "control": ("--retrain", "")},
     "micro": {"eval": "--n 8 --seeds 2", "controls": "--per-prompt 2 --seeds 2 --n-fid 8", "analogue": "--n 2",
-              "grain": "--n 2 --n-fid 8", "dt_curves": "--n-seeds 2", "covariate": "--n 4 --seeds 0 1 --n-shift 8 --k 2",
+              "grain": "--n 2 --n-fid 8", "dt_curves": "--n-seeds 2",
+              "covariate": "--n 4 --seeds 0 1 --n-shift 8 --k 2",
               "control": ("--retrain --steps 2", "--n-seeds 2"),
               "hybrid": "--n-prompts 2 --per-prompt 2 --replicates 2 --base-per-prompt 2 --base-replicates 1 "
                         "--sweep-per-prompt 2 --other-per-prompt 2 --n-eval 8 --n-ref 8 --n-boot 20"},

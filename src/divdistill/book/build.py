@@ -204,11 +204,10 @@ def ledger_markdown(summary_dir: str, book_dir: str) -> str:
              "other schedule beside it where it was measured." +
              ("" if sdxl else " No `scale=\"sdxl\"` run has been recorded yet, so only the tiny world's column "
               "is shown."), ""]
-    caveats = sorted({e["note"].split(";")[0] for got in by_id.values() for _, e in got
-                      if e["scale"] == "tiny" and e["note"].startswith("provisional:")})
+    caveats = sorted({e["note"][len(claims.PROVISIONAL):].split("; ")[0] for got in by_id.values() for _, e in got
+                      if e["scale"] == "tiny" and e["note"].startswith(claims.PROVISIONAL)})
     lines += [f"**Every tiny verdict here is provisional.** A claim is judged only on good models, and the chapters "
-              f"say: {'; '.join(c[len('provisional: '):] for c in caveats)} (the tiny-world chapter).", ""] \
-        if caveats else []
+              f"say: {'; '.join(caveats)} (the tiny-world chapter).", ""] if caveats else []
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for cid, text in claims.CLAIMS.items():
         got = by_id.get(cid, [])

@@ -78,9 +78,10 @@ class Chapter:
         with open(path) as f:
             m = json.load(f).get("metrics", {})
         if "fid_tiny_teacher_vs_data" not in m:
-            return "provisional: this world's teacher has not been evaluated against its acceptance bar"
+            return claims.PROVISIONAL + "this world's teacher has not been evaluated against its acceptance bar"
         failed = failed_checks(acceptance_of(m))
-        return f"provisional: this world's teacher fails its acceptance bar on {', '.join(failed)}" if failed else ""
+        return f"{claims.PROVISIONAL}this world's teacher fails its acceptance bar on {', '.join(failed)}" if failed \
+            else ""
 
 
 def open_chapter(name: str, scale: str = "tiny", device: str | None = None, seed: int = 0, sources=None,

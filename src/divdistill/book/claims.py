@@ -23,6 +23,9 @@ CLAIMS = {
     "D3": "Reflected thresholding stabilises (DDIL Table 3)",
 }
 FIELDS = ("id", "claim", "paper", "ours", "holds", "scale", "n", "note")
+# A note that starts with this marks its verdict provisional (book.chapter: the world's models are below their bar);
+# the caveat runs to the first "; ".
+PROVISIONAL = "provisional: "
 
 
 def entry(id: str, paper: str, ours: str, holds: bool | None, scale: str, n: int, note: str = "",

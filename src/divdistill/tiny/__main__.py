@@ -20,7 +20,8 @@ def _parser():
                                ("--ckpt-every", int, 250), ("--decay-steps", int, 0)):
         t.add_argument(name, type=typ, default=default)
     t.add_argument("--ema", default="0.999",
-                   help="EMA decay per step, or 'scaled': 0.999 at batch 64 carried to --batch by its horizon in samples")
+                   help="EMA decay per step, or 'scaled': 0.999 at batch 64 carried to --batch by its horizon in "
+                        "samples")
     t.add_argument("--offset-noise", default="0.1",
                    help="offset-noise std, or 'derived' for spectrum.derive_offset on this run's SNR factor")
     t.add_argument("--snr-factor", type=float, default=None,
@@ -47,19 +48,26 @@ def _parser():
     return p
 
 
+def _number_or(value: str, flag: str, keyword: str, valid: str, ok, derive) -> float:
+    """A number option that also takes a keyword: `derive()` for the keyword, else the number when ok(number)."""
+    if value == keyword:
+        return derive()
+    bad = f"{flag} must be {valid} or {keyword!r}, got {value!r}"
+    try:
+        x = float(value)
+    except ValueError:
+        raise ValueError(bad) from None
+    if not ok(x):
+        raise ValueError(bad)
+    return x
+
+
 def _offset_noise(value: str, snr_factor: float) -> float:
     """--offset-noise: a number >= 0, or 'derived' (SDXL's 0.05 carried over by the count, tiny/spectrum.py)."""
-    if value == "derived":
-        from .spectrum import derive_offset
+    from .spectrum import derive_offset
 
-        return derive_offset(s=snr_factor)["offset_noise"]
-    try:
-        sigma = float(value)
-    except ValueError:
-        raise ValueError(f"--offset-noise must be a number >= 0 or 'derived', got {value!r}") from None
-    if not sigma >= 0:
-        raise ValueError(f"--offset-noise must be a number >= 0 or 'derived', got {value!r}")
-    return sigma
+    return _number_or(value, "--offset-noise", "derived", "a number >= 0", lambda x: x >= 0,
+                      lambda: derive_offset(s=snr_factor)["offset_noise"])
 
 
 def _ema(value: str, batch: int) -> float:
@@ -67,15 +75,8 @@ def _ema(value: str, batch: int) -> float:
     from ..training import ema_decay_for_batch
     from .teacher import TeacherConfig
 
-    if value == "scaled":
-        return ema_decay_for_batch(TeacherConfig.ema, TeacherConfig.batch, batch)
-    try:
-        decay = float(value)
-    except ValueError:
-        raise ValueError(f"--ema must be a number in [0, 1) or 'scaled', got {value!r}") from None
-    if not 0 <= decay < 1:
-        raise ValueError(f"--ema must be a number in [0, 1) or 'scaled', got {value!r}")
-    return decay
+    return _number_or(value, "--ema", "scaled", "a number in [0, 1)", lambda x: 0 <= x < 1,
+                      lambda: ema_decay_for_batch(TeacherConfig.ema, TeacherConfig.batch, batch))
 
 
 def _train_teacher(a) -> dict:

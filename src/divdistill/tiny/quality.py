@@ -91,7 +91,8 @@ def fid_sample(world, plan, n: int, seed: int):
 
 
 def evaluate_world(root: str, n: int = 1000, seed: int = 1234, device: str = "cpu") -> dict:
-    """Evaluator accuracy; teacher adherence, diversity vs data, FID_tiny(teacher, data) vs FID_tiny(data A, B), grain."""
+    """Evaluator accuracy; teacher adherence, diversity vs data, FID_tiny(teacher, data) vs FID_tiny(data A, B), and
+    grain."""
     from .loader import load_tiny_world
 
     world = load_tiny_world(root, device=device, students=[])
@@ -204,7 +205,8 @@ def attempt_record(teacher_dir: str, label: str) -> dict:
 
 
 def record_attempt(variant_root: str, teacher_dir: str, label: str) -> list[dict]:
-    """Add (or replace in place, by label) a teacher run's record in <variant_root>/teacher_attempts.json; returns them all."""
+    """Add (or replace in place, by label) a teacher run's record in <variant_root>/teacher_attempts.json; returns
+    them all."""
     import json
 
     from ..io import atomic_write_json

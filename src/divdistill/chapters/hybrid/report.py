@@ -32,7 +32,7 @@ def load_results(variant: str, root: str | None = None) -> dict | None:
 
 
 def base_grain_note(variant: str, student: str, root: str | None = None) -> str | None:
-    """The caveat on the base's FID from the variant's committed teacher_grain.json (the tiny-world chapter), or None."""
+    """The caveat on the base's FID from the variant's committed teacher_grain.json (tiny-world chapter), or None."""
     from ...tiny.loader import data_dir
 
     path = os.path.join(root or data_dir(), variant, "teacher_grain.json")
@@ -50,7 +50,8 @@ def base_grain_note(variant: str, student: str, root: str | None = None) -> str 
             f"{fid['DDIM']['n']:,} prompts and seeds its FID_tiny is {fid['DDIM']['fid']:.1f} on DDIM and "
             f"{fid['Euler ancestral']['fid']:.1f} on Euler ancestral, whose grain is visible on "
             f"{fid['Euler ancestral']['grain_visible_frac']:.0%}. "
-            + (f"{student} on its own sampler leaves {st['grain_p90']:.1f} levels at the 90th percentile. " if st else "")
+            + (f"{student} on its own sampler leaves {st['grain_p90']:.1f} levels at the 90th percentile. "
+               if st else "")
             + "So the FID gap between the hybrid and the 50-step base partly measures the base's deterministic "
               "sampler (its grain, and whatever else a stochastic sampler changes), not only what the first step "
               "decides.")

@@ -72,8 +72,9 @@ def evaluate_controls(world, names=None, per_prompt: int = 10, seeds=(0, 1, 2), 
     settings = {"per_prompt": per_prompt, "seeds": list(seeds), "n_fid": n_fid, "variant": world.extras.get("variant"),
                 "base_guidance": world.spec(world.base_name).guidance, "prompts": list(prompts)}
     res = {"settings": settings, "rows": C.load_partial(out, settings, field="rows") or []}
-    stale = [i for i, r in enumerate(res["rows"]) if r["student"] in set(redo)]
-    done = {r["label"] for r in res["rows"] if r["student"] not in set(redo)}
+    redo = set(redo)
+    stale = [i for i, r in enumerate(res["rows"]) if r["student"] in redo]
+    done = {r["label"] for r in res["rows"] if r["student"] not in redo}
     todo = ([(TEACHER, "teacher", None, base(world))] if teacher else []) + \
         [(lab, kind, n, plan) for n in names for lab, kind, plan in control_plans(world, n)]
     for label, kind, student, plan in todo:

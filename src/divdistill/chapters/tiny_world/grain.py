@@ -1,6 +1,7 @@
 """Where the teacher's grain comes from (issue 19's "no visible grain"): the acceptance sampler (50 DDIM steps, CFG 4)
 against its guidance, its step count and stochastic samplers on the same grid and prior; the one-step x̂0 of
-forward-diffused data against t; every student on its own sampler; FID_tiny of the acceptance sampler beside a stochastic one on the same samples.
+forward-diffused data against t; every student on its own sampler; FID_tiny of the acceptance sampler beside a
+stochastic one on the same samples.
 
 `python -m divdistill.chapters.tiny_world --what grain --variant V` writes <variant>/teacher_grain.json.
 """
@@ -8,14 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 
+import torch
 from diffusers import DDPMScheduler, EulerAncestralDiscreteScheduler, LCMScheduler
 
 from ... import metrics as M
 from ...plan import Plan, Step, base, distilled
 from ...registry import World, scheduler_factory
 from ...sampling import run_plan
-import torch
-
 from ...tiny.quality import fid_sample, flat_background, grain_stats, high_pass
 from ...tiny.schedule import diffusers_config
 from ...tiny.world import sample_scenes
@@ -45,14 +45,18 @@ def teacher_plan(world: World, sampler: str, steps: int, guidance: float) -> Pla
     return Plan(tuple(Step(name, s.timestep, guidance) for s in grid.steps), f"{sampler}({steps}, cfg {guidance:g})")
 
 
+def _cases(n: int, seed: int) -> tuple[list[str], list[int]]:
+    """The prompts (of n data scenes) and seeds every sampler and student is measured on."""
+    return sample_scenes(n, seed=80_000 + seed).prompts, [seed * 10_000 + i for i in range(n)]
+
+
 def sampler_grain(world: World, n: int = 64, seed: int = 0, sweep=SWEEP) -> list[dict]:
     """Grain of the teacher's samples (data scenes' prompts, seeds seed·10⁴ + i) for every sampler of SWEEP."""
-    sc, world, seeds = sample_scenes(n, seed=80_000 + seed), scratch(world), [seed * 10_000 + i for i in range(n)]
+    (prompts, seeds), world = _cases(n, seed), scratch(world)
     x_T = world.noise(seeds)  # (B, C, H, W): every plan's own start, kept to see how much of it survives
     rows = []
     for sampler, steps, g in sweep:
-        imgs = run_plan(world, teacher_plan(world, sampler, steps, g), sc.prompts, seeds, capture=False,
-                        x_T=x_T).images
+        imgs = run_plan(world, teacher_plan(world, sampler, steps, g), prompts, seeds, capture=False, x_T=x_T).images
         rows.append({"sampler": sampler, "steps": steps, "cfg": g, "n": n, **grain_stats(imgs),
                      **noise_carry(imgs, x_T)})
     return rows
@@ -69,10 +73,9 @@ def noise_carry(images: torch.Tensor, x_T: torch.Tensor) -> dict:
 
 def student_grain(world: World, n: int = 64, seed: int = 0) -> list[dict]:
     """Grain of each student on its own sampler (the same prompts and seeds as `sampler_grain`)."""
-    sc = sample_scenes(n, seed=80_000 + seed)
+    prompts, seeds = _cases(n, seed)
     return [{"student": s, "sampler": type(world.spec(s).make_scheduler()).__name__.replace("Scheduler", ""), "n": n,
-             **grain_stats(run_plan(world, distilled(world, s), sc.prompts, [seed * 10_000 + i for i in range(n)],
-                                    capture=False).images)}
+             **grain_stats(run_plan(world, distilled(world, s), prompts, seeds, capture=False).images)}
             for s in world.students]
 
 

@@ -168,7 +168,8 @@ def _main(argv) -> int:
     if a.what == "grain":
         from .grain import diagnose_grain
 
-        res, cfg = diagnose_grain(world, ev, a.n, a.n_fid, a.seed), {"kind": "teacher_grain", "n": a.n, "n_fid": a.n_fid}
+        res = diagnose_grain(world, ev, a.n, a.n_fid, a.seed)
+        cfg = {"kind": "teacher_grain", "n": a.n, "n_fid": a.n_fid}
     else:
         res, cfg = diagnose(world, ev, names, a.n, a.seed), {"kind": "analogue", "n": a.n, "students": names}
     res["provenance"] = provenance(cfg, a.seed, 0, time.time() - t0, {})

@@ -18,11 +18,6 @@ def _recipe(r: dict) -> str:
     return s + (f", cosine lr decay over the last {r['decay_steps']:,}" if r.get("decay_steps") else ", constant lr")
 
 
-def acceptance(m: dict) -> dict:
-    """The teacher's acceptance checks (distill.bars.teacher_acceptance) from its evaluated metrics."""
-    return acceptance_of(m)
-
-
 def _init_label(variant: str, init: str | None) -> str:
     """Where a teacher started: from scratch, its own previous version (a continued run), or another teacher."""
     if not init:
@@ -47,7 +42,7 @@ def teacher_rows(prov: dict) -> list[dict]:
 
 def acceptance_rows(prov: dict) -> list[dict]:
     """One row of acceptance checks per variant whose teacher has been evaluated (`python -m divdistill.tiny evaluate`)."""
-    return [{"variant": v, "n": p["metrics"]["n_samples"], **acceptance(p["metrics"])}
+    return [{"variant": v, "n": p["metrics"]["n_samples"], **acceptance_of(p["metrics"])}
             for v, p in prov.items() if "fid_tiny_teacher_vs_data" in p["metrics"]]
 
 
@@ -61,7 +56,7 @@ def attempt_rows(variant_root: str) -> list[dict]:
         attempts = json.load(f)
     for a in attempts:
         m = a["metrics"]
-        acc = acceptance(m)
+        acc = acceptance_of(m)
         failed = failed_checks(acc)
         rows.append({"run": a["label"], "recipe": _recipe(a["recipe"]), "n": m["n_samples"],
                      "FID_tiny": m["fid_tiny_teacher_vs_data"], "adherence": m["adherence"],
@@ -113,7 +108,8 @@ def grain_summary(g: dict | None, attempts: list[dict] = ()) -> str:
         out.append(f"On data forward-diffused to t, the teacher's one-step x̂0 is clean up to t = {max(clean)} and "
                    f"grainy from t = {min(dirty)}: the error is made at high noise, where x̂0 is a guess.")
     bad = [f"{r['student']} ({r['sampler']}, {r['grain_p90']:.1f})" for r in g["students"] if r["grain_p90"] > bar]
-    out.append(f"Students with a 90th percentile over {bar:g} levels on their own samplers: " + (", ".join(bad) if bad else "none") + ".")
+    out.append(f"Students with a 90th percentile over {bar:g} levels on their own samplers: "
+               + (", ".join(bad) if bad else "none") + ".")
     if g.get("fid"):
         f = {r["sampler"]: r for r in g["fid"]}
         out.append(f"FID_tiny on the same {g['fid'][0]['n']:,} prompts and seeds: DDIM {f['DDIM']['fid']:.1f}, Euler "
