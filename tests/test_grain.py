@@ -65,8 +65,8 @@ def test_grain_only_evaluation_adds_grain_and_keeps_the_rest(tmp_path):
 
 def test_grain_diagnosis_parts(tiny_world):
     """Each part of the teacher's grain diagnosis at smoke size: the sweep's samplers, every student, one-step x̂0."""
-    from divdistill.chapters.tiny_world.grain import (one_step_grain, sampler_grain, scratch, student_grain,
-                                                      teacher_plan)
+    from divdistill.chapters.tiny_world.grain import (one_step_grain, prior_grain, sampler_grain, scratch,
+                                                      student_grain, teacher_plan)
     from divdistill.chapters.tiny_world.measure import main
 
     rows = sampler_grain(tiny_world, n=2, sweep=(("DDIM", 3, 4.0), ("Euler ancestral", 3, 4.0)))
@@ -75,6 +75,9 @@ def test_grain_diagnosis_parts(tiny_world):
     one = one_step_grain(tiny_world, n=2, ts=(19, 899))
     assert [r["t"] for r in one] == [19, 899] and one[0]["noise (levels)"] < one[1]["noise (levels)"]
     assert [r["student"] for r in student_grain(tiny_world, n=2)] == tiny_world.students  # none registered by the above
+    unit, marginal = prior_grain(tiny_world, n=2)
+    assert (unit["prior"], marginal["prior"]) == ("unit", "marginal") and unit["x_T std"] == 1.0 > marginal["x_T std"]
+    assert [unit["world's"], marginal["world's"]] == [tiny_world.prior_std == 1.0, tiny_world.prior_std < 1.0]
     with pytest.raises(ValueError, match="unknown sampler 'heun'"):
         teacher_plan(tiny_world, "heun", 50, 4.0)
     with pytest.raises(SystemExit):  # argparse names the valid choices
@@ -120,6 +123,14 @@ def test_grain_summary_reads_every_number_from_the_diagnosis():
                                            *g["sampler"][1:]]}, runs)
     assert "went 1.5 → 9.7 → 10.8 levels" in text and "first run over the bar is “c”, and every run after" in text
     assert "correlates 0.72 with the starting noise's (4.7 levels" in text and "x_T's own fine scale" in text
+    pr = {"prior": [{"prior": "unit", "grain_p90": 10.1, "corr with x_T": 0.72, "world's": False},
+                    {"prior": "marginal", "grain_p90": 1.9, "corr with x_T": -0.12, "world's": True}],
+          "prior_excess": {"world": {"alpha_T": 0.0506, "excess": 0.0263, "in x0": 0.114},
+                           "SD": {"alpha_T": 0.0047, "excess": 0.00234, "in x0": 0.0342}}}
+    text = grain_summary({**g, **pr})
+    assert "N(0, I), the acceptance sampler leaves a 90th percentile of 10.1 levels" in text and "N(0, (1 − ᾱ_T) I), 1.9" in text
+    assert "carries 2.6% more noise" in text and "11% of the noise's fine scale" in text and "0.23% and 3.4%" in text
+    assert "samples from the marginal prior" in text and "starting noise" not in grain_summary(g)
     g["sampler"][3]["grain_p90"] = 5.0  # a grainy stochastic sampler: no claim that the grain is DDIM's
     assert "deterministic path" not in grain_summary(g)
     assert grain_summary(None).startswith("No grain diagnosis")

@@ -76,6 +76,7 @@ class World:
     encode_fn: Callable | None = None
     decode_fn: Callable | None = None
     extras: dict = field(default_factory=dict)
+    prior_std: float = 1.0  # x_T ~ N(0, prior_std²·I), VP: the sampling prior every plan starts from
 
     @property
     def names(self) -> list[str]:
@@ -97,10 +98,11 @@ class World:
         return self.encode_fn(list(prompts))
 
     def noise(self, seeds) -> torch.Tensor:
-        """Per-image seeded Gaussian noise, drawn on the CPU: image i of seed s is the same on any batch or device."""
+        """The sampling prior's x_T, per-image seeded and drawn on the CPU: image i of seed s is the same on any batch
+        or device."""
         gens = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
         x = torch.stack([torch.randn(self.latent_shape, generator=g) for g in gens])  # (B, C, H, W)
-        return x.to(self.device, self.dtype)
+        return (x if self.prior_std == 1.0 else x * self.prior_std).to(self.device, self.dtype)
 
     def decode(self, x: torch.Tensor) -> torch.Tensor:
         return x if self.decode_fn is None else self.decode_fn(x)

@@ -18,7 +18,7 @@ class Teacher:
 
     def __init__(self, root: str, device: str = "cpu"):
         from ..tiny.loader import load_unet
-        from ..tiny.schedule import alphas_cumprod as schedule_alphas_cumprod, load_schedule
+        from ..tiny.schedule import alphas_cumprod as schedule_alphas_cumprod, load_schedule, prior_of, prior_std
         from ..tiny.text import TextEncoder, Tokenizer
 
         self.device = torch.device(device)
@@ -27,6 +27,7 @@ class Teacher:
         self.tok = Tokenizer()
         self.schedule = load_schedule(os.path.join(root, "teacher"))  # students are distilled on the teacher's own
         self.ac = schedule_alphas_cumprod(self.schedule, self.device)  # ᾱ_t with ᾱ_{-1} = 1 at index -1
+        self.prior, self.prior_std = prior_of(self.schedule), prior_std(self.schedule)  # rollouts start where plans do
 
     @torch.no_grad()
     def encode(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -115,7 +116,8 @@ def train_student(root: str, out: str, cfg, build, device: str = "cpu", progress
     losses = ({f"train_loss_{k}_last50": last_mean(res["losses"], k) for k in s.loss_keys} if s.loss_keys
               else {"train_loss_last50": last_mean(res["losses"])})
     key = s.loss_keys[0] if s.loss_keys else None
-    save_student(out, s.unet, name, s.scheduler, s.timesteps, {"kind": "student", "method": s.method, **asdict(cfg)},
+    config = {"kind": "student", "method": s.method, "prior": T.prior, **asdict(cfg)}
+    save_student(out, s.unet, name, s.scheduler, s.timesteps, config,
                  cfg.seed, s.total, res["wall"], {**losses, **training_record(res, probe, key)},
                  overrides=s.overrides, notes=s.notes, schedule=T.schedule)
     return res

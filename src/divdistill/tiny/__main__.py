@@ -1,4 +1,4 @@
-"""CLI: python -m divdistill.tiny train-teacher | train-evaluator | evaluate."""
+"""CLI: python -m divdistill.tiny train-teacher | train-evaluator | evaluate | record-attempt | set-prior."""
 from __future__ import annotations
 
 import json
@@ -6,6 +6,7 @@ import os
 import sys
 
 from .. import commandline as C
+from .schedule import PRIORS
 
 PROG = "python -m divdistill.tiny"
 
@@ -26,6 +27,9 @@ def _parser():
                    help="offset-noise std, or 'derived' for spectrum.derive_offset on this run's SNR factor")
     t.add_argument("--snr-factor", type=float, default=None,
                    help="SNR(t) x this of SD's schedule (default: the variant's own factor, tiny/loader.py)")
+    t.add_argument("--prior", choices=PRIORS, default="marginal",
+                   help="the sampling prior x_T of its probes and world (tiny/schedule.py): 'marginal' = "
+                        "N(0, (1 - ᾱ_T) I), the noise part of q(x_T); 'unit' = N(0, I)")
     t.add_argument("--init-from", default=None, help="fine-tune from this teacher folder (e.g. the sd-schedule one)")
     t.add_argument("--probe-n", type=int, default=0, help="samples per seed (x3 seeds) of the half-way/final probe")
     e = C.add_common(sub.add_parser("train-evaluator", help="train (or resume) the tiny evaluator CNN"), variant=False,
@@ -43,7 +47,12 @@ def _parser():
                      device=False, threads=None, out=None)
     r.add_argument("--teacher", required=True, help="the evaluated teacher folder (with provenance.json)")
     r.add_argument("--label", required=True, help="what this run tried, e.g. 'derived offset noise from step 0'")
-    for s in (t, e, v, r):
+    sp = C.add_common(sub.add_parser("set-prior", help="declare a trained world's sampling prior in its teacher's and "
+                                     "students' scheduler.json (weights untouched)"), device=False, threads=None,
+                      out=None)
+    sp.add_argument("prior", choices=PRIORS)
+    sp.add_argument("--root", default=None, help="a world folder (default: data/tiny/<variant>)")
+    for s in (t, e, v, r, sp):
         s.add_argument("--debug", action="store_true", help="on an error, show the traceback")
     return p
 
@@ -87,7 +96,7 @@ def _train_teacher(a) -> dict:
     cfg = TeacherConfig(steps=a.steps, batch=a.batch, seed=a.seed, lr=a.lr, warmup=a.warmup, snr_factor=snr,
                         offset_noise=_offset_noise(a.offset_noise, snr), init_from=a.init_from,
                         offset_noise_start=a.offset_noise_start, ema=_ema(a.ema, a.batch), ckpt_every=a.ckpt_every,
-                        decay_steps=a.decay_steps)
+                        decay_steps=a.decay_steps, prior=a.prior)
     probe = None
     if a.probe_n:
         from .quality import teacher_probe
@@ -106,6 +115,10 @@ def _main(argv) -> int:
         from .loader import evaluator_dir
 
         res = train_evaluator(a.out or evaluator_dir(), EvaluatorConfig(steps=a.steps, seed=a.seed), device=a.device)
+    elif a.cmd == "set-prior":
+        from .loader import set_world_prior, variant_dir
+
+        res = set_world_prior(a.root or variant_dir(a.variant), a.prior)
     elif a.cmd == "record-attempt":
         from .loader import variant_dir
         from .quality import record_attempt

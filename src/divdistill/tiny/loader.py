@@ -9,7 +9,7 @@ from diffusers import (DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
                        EulerDiscreteScheduler, LCMScheduler, UNet2DConditionModel)
 
 from ..registry import Conditioning, ModelSpec, ModelUnavailableError, World, scheduler_factory
-from .schedule import SNR_FACTOR, diffusers_config, load_schedule
+from .schedule import SNR_FACTOR, diffusers_config, load_schedule, prior_std
 from .text import TextEncoder, Tokenizer
 
 SCHEDULERS = {c.__name__: c for c in (DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, LCMScheduler,
@@ -130,7 +130,8 @@ def load_tiny_world(root: str | None = None, device: str = "cpu", students=None,
 
     return World("tiny", "base", specs, device, torch.float32, (3, 32, 32), encode, None,
                  {"text_encoder": enc, "tokenizer": tok, "root": root, "schedule": schedule,
-                  "variant": os.path.basename(os.path.normpath(root)), "evaluator_root": _evaluator_for(root)})
+                  "variant": os.path.basename(os.path.normpath(root)), "evaluator_root": _evaluator_for(root)},
+                 prior_std=prior_std(schedule))
 
 
 def _evaluator_for(root: str) -> str:
@@ -157,4 +158,28 @@ def world_from_models(unet, text_encoder, schedule: dict, device="cpu", students
 
     return World("tiny", "base", specs, device, torch.float32, (3, 32, 32), encode, None,
                  {"text_encoder": text_encoder, "tokenizer": tok, "root": None, "schedule": schedule,
-                  "evaluator_root": evaluator_dir()})
+                  "evaluator_root": evaluator_dir()}, prior_std=prior_std(schedule))
+
+
+def set_world_prior(root: str, prior: str) -> dict:
+    """Declare the sampling prior of a trained world: the teacher's and every student's scheduler.json (their weights
+    do not depend on it; a rollout-trained student was trained from the old prior, which its provenance keeps)."""
+    from ..io import atomic_write_json
+    from .schedule import PRIORS
+
+    if prior not in PRIORS:
+        raise ValueError(f"unknown sampling prior {prior!r}; valid: {list(PRIORS)}")
+    sdir = os.path.join(root, "students")
+    folders = [os.path.join(root, "teacher")] + ([os.path.join(sdir, d) for d in sorted(os.listdir(sdir))]
+                                                 if os.path.isdir(sdir) else [])
+    changed = {}
+    for folder in folders:
+        if not os.path.exists(os.path.join(folder, "scheduler.json")):
+            continue
+        config = load_schedule(folder)
+        old = config.pop("prior", "unit")
+        save = {**config, **({} if prior == "unit" else {"prior": prior})}
+        if old != prior:
+            atomic_write_json(os.path.join(folder, "scheduler.json"), save)
+            changed[os.path.relpath(folder, root)] = [old, prior]
+    return {"root": root, "prior": prior, "prior_std": prior_std(load_schedule(folders[0])), "changed": changed}

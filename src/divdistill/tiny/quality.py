@@ -15,6 +15,7 @@ from ..plan import base
 from ..io import update_metrics
 from ..sampling import generate
 from .evaluator import evaluator_accuracy, load_evaluator
+from .schedule import load_schedule, prior_of
 from .world import sample_scenes, scenes_for_prompt
 
 # Prompts for per-prompt diversity: each names some factors and leaves the rest free.
@@ -199,6 +200,7 @@ def attempt_record(teacher_dir: str, label: str) -> dict:
     recipe = {k: cfg.get(k, d) for k, d in (("steps", None), ("batch", TeacherConfig.batch), ("lr", None),
                                              ("offset_noise", None), ("offset_noise_start", None), ("decay_steps", 0),
                                              ("snr_factor", None), ("seed", 0), ("init_from", None))}
+    recipe["prior"] = prior_of(load_schedule(teacher_dir))  # what its evaluation sampled from
     return {"label": label, "created": prov["created"], "git_commit": prov["git_commit"], "device": prov["device"],
             "wall_time_s": prov["wall_time_s"], "recipe": recipe,
             "metrics": {k: prov["metrics"][k] for k in ATTEMPT_METRICS + OPTIONAL_METRICS if k in prov["metrics"]}}

@@ -19,6 +19,11 @@ SDXL_LATENT_VALUES = 128 * 128 * 4  # SDXL at 1024², VAE factor 8, 4 latent cha
 TINY_VALUES = 3 * 32 * 32
 SNR_FACTOR = SDXL_LATENT_VALUES / TINY_VALUES  # 64/3 ≈ 21.33: the counting argument, fixed before any result
 SCHEDULE_FILE = "scheduler.json"  # every teacher/student folder carries its schedule in this file
+BOOKKEEPING = ("snr_factor", "prior")  # this project's keys in a schedule config; diffusers never sees them
+# The sampling prior x_T every plan starts from (VP convention), saved with the schedule under "prior":
+# "unit": N(0, I), diffusers' convention (exact only as ᾱ_T → 0);
+# "marginal": N(0, (1 − ᾱ_T) I), the noise part of q(x_T) = √ᾱ_T·x0 + √(1 − ᾱ_T)·ε, k-diffusion's x_T = σ_max·ε.
+PRIORS = ("unit", "marginal")
 
 
 def sd_alphas_cumprod() -> torch.Tensor:
@@ -49,16 +54,37 @@ def betas_from_alphas_cumprod(alphas_cumprod: torch.Tensor) -> list[float]:
     return (1 - a / prev).tolist()
 
 
-def scheduler_config(snr_factor: float = 1.0) -> dict:
-    """The diffusers scheduler config of the schedule with SNR × snr_factor (1.0: SD's own scaled-linear config)."""
+def scheduler_config(snr_factor: float = 1.0, prior: str = "unit") -> dict:
+    """The diffusers scheduler config of the schedule with SNR × snr_factor (1.0: SD's own scaled-linear config) and
+    its sampling prior (one of PRIORS; "unit" is left implicit)."""
+    if prior not in PRIORS:
+        raise ValueError(f"unknown sampling prior {prior!r}; valid: {list(PRIORS)}")
+    extra = {} if prior == "unit" else {"prior": prior}
     if float(snr_factor) == 1.0:
-        return dict(SD_SCHEDULE)
-    return {**SD_SCHEDULE, "trained_betas": betas_from_alphas_cumprod(shifted(snr_factor)), "snr_factor": snr_factor}
+        return {**SD_SCHEDULE, **extra}
+    return {**SD_SCHEDULE, "trained_betas": betas_from_alphas_cumprod(shifted(snr_factor)), "snr_factor": snr_factor,
+            **extra}
 
 
 def diffusers_config(config: dict) -> dict:
     """The config without this project's bookkeeping keys (what a diffusers scheduler's from_config receives)."""
-    return {k: v for k, v in config.items() if k != "snr_factor"}
+    return {k: v for k, v in config.items() if k not in BOOKKEEPING}
+
+
+def prior_of(config: dict) -> str:
+    """The sampling prior a saved schedule declares ("unit" when it names none)."""
+    prior = config.get("prior", "unit")
+    if prior not in PRIORS:
+        raise ValueError(f"schedule declares unknown sampling prior {prior!r}; valid: {list(PRIORS)}")
+    return prior
+
+
+def prior_std(config: dict) -> float:
+    """The std of the sampling prior x_T ~ N(0, std²·I): 1 ("unit"), or √(1 − ᾱ_T) ("marginal": q(x_T) without its
+    signal, whose pixel-scale variance the data lacks; a unit prior carries (1 − ᾱ_T)^(-1/2) − 1 too much there)."""
+    if prior_of(config) == "unit":
+        return 1.0
+    return float((1 - alphas_cumprod(config).double()[-2]) ** 0.5)  # index −1 is the appended ᾱ_{−1} = 1
 
 
 def alphas_cumprod(config: dict, device="cpu") -> torch.Tensor:

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from diffusers import DDPMScheduler, UNet2DConditionModel
 
 from ..io import atomic_write_json, provenance
-from .schedule import diffusers_config, save_schedule, scheduler_config
+from .schedule import PRIORS, diffusers_config, save_schedule, scheduler_config
 from .text import TextEncoder, Tokenizer
 from .world import RES, sample_scenes
 
@@ -44,6 +44,8 @@ class TeacherConfig:
     offset_noise_start: int = 5000
     # The noise schedule: SNR(t) × snr_factor of SD's scaled-linear schedule (1 = SD's own; see tiny/schedule.py).
     snr_factor: float = 1.0
+    # The sampling prior its probes and every plan of its world start from (tiny/schedule.py PRIORS).
+    prior: str = "unit"
     # Fine-tune from this teacher folder instead of a random init (how Lin et al. 2024 re-fit SD to a new schedule).
     init_from: str | None = None
     # Cosine decay of the learning rate to 0 over the last `decay_steps` steps (0: constant after warm-up).
@@ -54,6 +56,8 @@ class TeacherConfig:
             raise ValueError(f"steps and batch must be >= 1, got steps={self.steps}, batch={self.batch}")
         if not 0 <= self.p_uncond < 1:
             raise ValueError(f"p_uncond must be in [0, 1), got {self.p_uncond}")
+        if self.prior not in PRIORS:
+            raise ValueError(f"unknown sampling prior {self.prior!r}; valid: {list(PRIORS)}")
         if not 0 <= self.decay_steps <= self.steps:
             raise ValueError(f"decay_steps must be in [0, steps={self.steps}], got {self.decay_steps}")
 
@@ -81,7 +85,7 @@ def train_teacher(out: str, cfg: TeacherConfig, device: str = "cpu", progress: b
     ema = copy.deepcopy(torch.nn.ModuleDict({"unet": unet, "enc": enc})).requires_grad_(False)
     params = list(unet.parameters()) + list(enc.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
-    schedule = scheduler_config(cfg.snr_factor)
+    schedule = scheduler_config(cfg.snr_factor, cfg.prior)
     sched, tok = DDPMScheduler.from_config(diffusers_config(schedule)), Tokenizer()
 
     def step_fn(step: int) -> float:

@@ -17,7 +17,7 @@ from ...plan import Plan, Step, base, distilled
 from ...registry import World, scheduler_factory
 from ...sampling import run_plan
 from ...tiny.quality import fid_sample, flat_background, grain_stats, high_pass
-from ...tiny.schedule import diffusers_config
+from ...tiny.schedule import alphas_cumprod, diffusers_config, scheduler_config
 from ...tiny.world import sample_scenes
 from .measure import forward_diffuse, on_custom_grid
 
@@ -60,6 +60,27 @@ def sampler_grain(world: World, n: int = 64, seed: int = 0, sweep=SWEEP) -> list
         rows.append({"sampler": sampler, "steps": steps, "cfg": g, "n": n, **grain_stats(imgs),
                      **noise_carry(imgs, x_T)})
     return rows
+
+
+def prior_grain(world: World, n: int = 64, seed: int = 0) -> list[dict]:
+    """Grain of the acceptance sampler from the unit prior N(0, I) and from the world's own prior (the same draws ε,
+    scaled): the marginal prior N(0, (1 − ᾱ_T) I) removes the unit prior's excess at the pixel scale."""
+    (prompts, seeds), world = _cases(n, seed), scratch(world)
+    eps = world.noise(seeds) / world.prior_std  # (B, C, H, W): the unit draws behind every prior
+    a_T = float(alphas_cumprod(world.extras["schedule"])[-2])
+    rows = []
+    for prior, std in (("unit", 1.0), ("marginal", (1 - a_T) ** 0.5)):
+        imgs = run_plan(world, base(world, n=50, guidance=4.0), prompts, seeds, capture=False, x_T=std * eps).images
+        rows.append({"prior": prior, "x_T std": std, "world's": abs(std - world.prior_std) < 1e-9, "n": n,
+                     **grain_stats(imgs), **noise_carry(imgs, eps)})
+    return rows
+
+
+def prior_excess(schedule: dict) -> dict:
+    """What a unit prior adds where the data has no variance (the pixel scale): its excess noise amplitude over the
+    training marginal's, (1 − ᾱ_T)^(−1/2) − 1, and that excess read as x̂0 at the first step, (1 − √(1 − ᾱ_T))/√ᾱ_T."""
+    a_T = float(alphas_cumprod(schedule).double()[-2])
+    return {"alpha_T": a_T, "excess": (1 - a_T) ** -0.5 - 1, "in x0": (1 - (1 - a_T) ** 0.5) / a_T ** 0.5}
 
 
 def noise_carry(images: torch.Tensor, x_T: torch.Tensor) -> dict:
@@ -110,6 +131,9 @@ def sampler_fid(world: World, evaluator, n: int = 1000, seed: int = 1234) -> lis
 
 def diagnose_grain(world: World, evaluator, n: int = 64, n_fid: int = 1000, seed: int = 0) -> dict:
     """The measurements above for one world's teacher and students (teacher_grain.json)."""
-    return {"variant": world.extras.get("variant"), "n": n, "sampler": sampler_grain(world, n, seed),
+    return {"variant": world.extras.get("variant"), "n": n, "prior": prior_grain(world, n, seed),
+            "prior_excess": {"world": prior_excess(world.extras["schedule"]),
+                             "SD": prior_excess(scheduler_config(1.0))},
+            "sampler": sampler_grain(world, n, seed),
             "students": student_grain(world, n, seed), "one_step": one_step_grain(world, n, seed),
             "fid": sampler_fid(world, evaluator, n_fid) if n_fid else []}

@@ -1,0 +1,85 @@
+"""The sampling prior (issue 19, grain): x_T ~ N(0, (1 − ᾱ_T) I), the noise part of q(x_T), declared with the schedule;
+every plan (World.noise) and every rollout (DDIL's refresh_buffer) starts from it."""
+import dataclasses
+import json
+import os
+import shutil
+
+import pytest
+import torch
+
+from divdistill.distill import DDILConfig, ReplayBuffer, refresh_buffer
+from divdistill.tiny.loader import load_tiny_world, set_world_prior, variant_dir
+from divdistill.tiny.schedule import (PRIORS, SD_SCHEDULE, alphas_cumprod, diffusers_config, prior_of, prior_std,
+                                      scheduler_config, shifted)
+from divdistill.tiny.teacher import TeacherConfig
+
+
+def test_prior_std_is_the_noise_part_of_the_terminal_marginal():
+    for s in (1.0, 11.0):
+        a_T = float(shifted(s)[-1])  # ᾱ(999), float64, computed apart from the diffusers round trip
+        assert prior_std(scheduler_config(s, "marginal")) == pytest.approx((1 - a_T) ** 0.5, abs=1e-6)
+        assert prior_std(scheduler_config(s)) == 1.0  # "unit" stays implicit: old schedule files read as N(0, I)
+    assert prior_std(scheduler_config(1.0, "marginal")) == pytest.approx(0.99767, abs=1e-5)  # SD: 0.23 % off unit
+    assert "prior" not in diffusers_config(scheduler_config(11.0, "marginal"))  # diffusers never sees it
+    assert scheduler_config(1.0) == SD_SCHEDULE and prior_of(SD_SCHEDULE) == "unit"
+
+
+def test_prior_excess_is_what_a_unit_prior_adds_at_the_pixel_scale():
+    from divdistill.chapters.tiny_world.grain import prior_excess
+
+    sd, ours = prior_excess(scheduler_config(1.0)), prior_excess(scheduler_config(11.377746413015004))
+    assert sd["excess"] == pytest.approx(0.00234, abs=2e-5) and sd["in x0"] == pytest.approx(0.0342, abs=2e-4)
+    assert ours["excess"] == pytest.approx(0.0263, abs=2e-4) and ours["in x0"] == pytest.approx(0.114, abs=1e-3)
+
+
+@pytest.mark.parametrize("call", [lambda: scheduler_config(1.0, "zero-snr"),
+                                  lambda: prior_of({**SD_SCHEDULE, "prior": "zero-snr"}),
+                                  lambda: TeacherConfig(prior="zero-snr")])
+def test_unknown_prior_is_a_clear_error(call):
+    with pytest.raises(ValueError, match=r"unknown sampling prior 'zero-snr'; valid: \['unit', 'marginal'\]"):
+        call()
+
+
+def test_world_noise_is_the_prior_and_unit_noise_is_unchanged(random_world):
+    unit = random_world.noise([3, 4])
+    half = dataclasses.replace(random_world, prior_std=0.5).noise([3, 4])
+    assert torch.equal(half, 0.5 * unit)
+    own = torch.stack([torch.randn(random_world.latent_shape, generator=torch.Generator().manual_seed(k))
+                       for k in (3, 4)])  # (B, C, H, W): seed k's image is seed k's draw, whatever the batch
+    assert torch.equal(unit, own.to(unit))
+
+
+def test_rollouts_start_from_the_prior():
+    """A student that never moves (eps = 0 at no steps) leaves the buffer's grid-index-0 entries at x_T itself."""
+    ac, shape = alphas_cumprod(SD_SCHEDULE), (3, 16, 16)
+    eps = {"student": lambda p: (lambda x, t: torch.zeros_like(x))}
+    cfg = DDILConfig(priors=(0.0, 0.0, 1.0), late_priors=None)
+    stds = {}
+    for s in (1.0, 0.5):
+        buf = ReplayBuffer(1000)
+        refresh_buffer(buf, cfg, eps, [999], ["a shape"] * 64, torch.Generator().manual_seed(0), ac, shape=shape,
+                       prior_std=s)
+        stds[s] = torch.stack([e[0] for e in buf.items]).std().item()
+    assert stds[1.0] == pytest.approx(1.0, abs=0.03) and stds[0.5] == pytest.approx(stds[1.0] / 2, rel=1e-5)
+
+
+def test_set_prior_rewrites_every_schedule_and_the_world_follows(tmp_path):
+    root = tmp_path / "w"
+    src = variant_dir("sd-schedule")
+    shutil.copytree(os.path.join(src, "teacher"), root / "teacher")
+    shutil.copytree(os.path.join(src, "students", "dmd2"), root / "students" / "dmd2")
+    before = load_tiny_world(str(root), students=["dmd2"])
+    out = set_world_prior(str(root), "marginal")
+    assert out["prior_std"] == pytest.approx(prior_std(scheduler_config(1.0, "marginal")))
+    assert "teacher" in out["changed"] and os.path.join("students", "dmd2") in out["changed"]
+    with open(root / "teacher" / "scheduler.json") as f:
+        assert json.load(f)["prior"] == "marginal"
+    after = load_tiny_world(str(root), students=["dmd2"])
+    assert after.prior_std == out["prior_std"] and before.prior_std == 1.0
+    assert torch.equal(after.noise([7]), out["prior_std"] * before.noise([7]))
+    assert set_world_prior(str(root), "marginal")["changed"] == {}  # idempotent
+    assert set_world_prior(str(root), "unit")["changed"]["teacher"] == ["marginal", "unit"]
+    with pytest.raises(ValueError, match="valid: \\['unit', 'marginal'\\]"):
+        set_world_prior(str(root), "nope")
+    assert PRIORS == ("unit", "marginal")
