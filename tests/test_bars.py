@@ -70,6 +70,7 @@ def test_teacher_attempts_are_recorded_from_provenance_and_judged(tmp_path):
 
     from divdistill.chapters.tiny_world.report import attempt_rows
     from divdistill.tiny.quality import ATTEMPT_METRICS, record_attempt
+    from divdistill.tiny.schedule import save_schedule, scheduler_config
 
     def run(name, fid, bg, **config):
         d = tmp_path / name
@@ -81,6 +82,7 @@ def test_teacher_attempts_are_recorded_from_provenance_and_judged(tmp_path):
             "created": "now", "git_commit": "abc", "device": "cpu x1", "wall_time_s": 10.0, "metrics": metrics,
             "config": {"steps": 6500, "lr": 1e-3, "offset_noise": 0.61, "offset_noise_start": 0, "snr_factor": 11.4,
                        **config}}))
+        save_schedule(str(d), scheduler_config(11.4, "marginal" if name == "c" else "unit"))
         return str(d)
 
     record_attempt(str(tmp_path), run("a", 70.0, 0.47), "first")
@@ -90,6 +92,8 @@ def test_teacher_attempts_are_recorded_from_provenance_and_judged(tmp_path):
     table = attempt_rows(str(tmp_path))
     assert table[0]["passes"] == "no: fid, bg" and table[1]["passes"] == "yes"
     assert "constant lr" in table[0]["recipe"] and "from step 0" in table[0]["recipe"]
+    assert [r["recipe"]["prior"] for r in rows] == ["unit", "marginal"]  # read from each run's own schedule
+    assert "marginal prior" in table[1]["recipe"] and "prior" not in table[0]["recipe"]
     assert not table[0]["recipe"].startswith("continues")
     record_attempt(str(tmp_path), run("e", 40.0, 1.0, init_from="data/t", seed=1, decay_steps=1000), "longer")
     assert attempt_rows(str(tmp_path))[2]["recipe"].startswith("continues data/t (seed 1): 6,500 steps")
@@ -150,3 +154,14 @@ def test_a_chapter_on_a_teacher_below_its_bar_marks_every_verdict_provisional(tm
         prov.write_text(json.dumps({"metrics": m}))
         out = json.loads(open(ch.summarize([e])).read())
         assert out[0]["note"] == want and out[0]["holds"] is True
+    for name, ddil in (("dmd2", {"priors": [0.0, 0.0, 1.0], "late_priors": None}),  # backward simulation: rollouts
+                       ("lcm", {"enabled": False, "priors": [1.0, 0.0, 0.0]})):  # forward-diffused data only
+        (tmp_path / "w" / "students" / name).mkdir(parents=True)
+        (tmp_path / "w" / "students" / name / "provenance.json").write_text(json.dumps({"config": {"ddil": ddil}}))
+    prov.write_text(json.dumps({"metrics": {**metrics, "adherence": 0.96, "adherence_size": 0.95,
+                                            "teacher_grain_p90": 1.5}}))
+    for schedule, want in (({"prior": "marginal"}, "provisional: its students dmd2 were distilled on rollouts from "
+                                                   "another sampling prior than the world's; n per seed"),
+                           ({}, "n per seed")):  # trained from N(0, I), sampled from N(0, I): nothing to say
+        ch.world.extras["schedule"] = schedule
+        assert json.loads(open(ch.summarize([e])).read())[0]["note"] == want

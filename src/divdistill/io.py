@@ -86,14 +86,17 @@ def update_metrics(path: str, metrics: dict) -> None:
 
 
 def checkpoint_hashes(root: str | None) -> dict:
-    """sha1 (first 12 hex) of every weight file (*.safetensors) under a folder, by relative path: which weights ran."""
+    """sha1 (first 12 hex) of every weight file (*.safetensors) and schedule (scheduler.json: its noise schedule and
+    sampling prior) under a folder, by relative path: which models ran."""
     import glob
     import hashlib
 
     if not root:
         return {}
     out = {}
-    for f in sorted(glob.glob(os.path.join(root, "**", "*.safetensors"), recursive=True)):
+    files = [f for pat in ("*.safetensors", "scheduler.json") for f in glob.glob(os.path.join(root, "**", pat),
+                                                                               recursive=True)]
+    for f in sorted(files):
         with open(f, "rb") as fh:
             out[os.path.relpath(f, root)] = hashlib.sha1(fh.read()).hexdigest()[:12]
     return out

@@ -66,7 +66,8 @@ class Chapter:
         return claims.write_summary(self.name, entries, self.summary_dir)
 
     def world_caveat(self) -> str:
-        """'' when the tiny world's teacher meets its acceptance bar (distill.bars), else which checks it fails."""
+        """'' when the tiny world's teacher meets its acceptance bar (distill.bars) and its students were distilled from
+        its own sampling prior, else what falls short."""
         import json
 
         from ..distill.bars import acceptance_of, failed_checks
@@ -78,10 +79,32 @@ class Chapter:
         with open(path) as f:
             m = json.load(f).get("metrics", {})
         if "fid_tiny_teacher_vs_data" not in m:
-            return claims.PROVISIONAL + "this world's teacher has not been evaluated against its acceptance bar"
-        failed = failed_checks(acceptance_of(m))
-        return f"{claims.PROVISIONAL}this world's teacher fails its acceptance bar on {', '.join(failed)}" if failed \
-            else ""
+            parts = ["this world's teacher has not been evaluated against its acceptance bar"]
+        else:
+            failed = failed_checks(acceptance_of(m))
+            parts = [f"this world's teacher fails its acceptance bar on {', '.join(failed)}"] if failed else []
+        off = self.off_prior_students(root)
+        parts += [f"its students {', '.join(off)} were distilled on rollouts from another sampling prior than the "
+                  "world's"] if off else []
+        return claims.PROVISIONAL + ", and ".join(parts) if parts else ""
+
+    def off_prior_students(self, root: str) -> list[str]:
+        """The world's students whose training rollouts started from another prior than the world's (distill.bars)."""
+        import json
+
+        from ..distill.bars import rollout_prior_mismatch
+        from ..tiny.schedule import prior_of
+
+        sdir, out = os.path.join(root, "students"), []
+        if not os.path.isdir(sdir):
+            return out
+        prior = prior_of(self.world.extras.get("schedule", {}))
+        for name in sorted(os.listdir(sdir)):
+            path = os.path.join(sdir, name, "provenance.json")
+            if os.path.exists(path):
+                with open(path) as f:
+                    out += [name] if rollout_prior_mismatch(json.load(f).get("config", {}), prior) else []
+        return out
 
 
 def open_chapter(name: str, scale: str = "tiny", device: str | None = None, seed: int = 0, sources=None,

@@ -13,7 +13,8 @@ DEFAULT_STUDENT_RATIO = 2.0
 
 def teacher_acceptance(fid: float, adherence: float, factors: dict, diversity: float, data_diversity: float,
                        grain_p90: float | None = None) -> dict:
-    """Each of the teacher's acceptance checks (50 DDIM steps, CFG 4, from N(0, I)) → bool, and 'all'; the grain check
+    """Each of the teacher's acceptance checks (50 DDIM steps, CFG 4, from its world's sampling prior) → bool, and 'all';
+    the grain check
     only where grain was measured (runs evaluated before it have none)."""
     if not data_diversity > 0:
         raise ValueError(f"data_diversity must be > 0, got {data_diversity}")
@@ -37,6 +38,14 @@ def acceptance_of(m: dict) -> dict:
 def failed_checks(acc: dict) -> list[str]:
     """The names of the checks an acceptance dict fails ('factor:size' → 'size')."""
     return [k.replace("factor:", "") for k, ok in acc.items() if k != "all" and not ok]
+
+
+def rollout_prior_mismatch(config: dict, world_prior: str) -> bool:
+    """True when a student was distilled on rollouts (DDIL's teacher/student sources, DMD2's backward simulation) that
+    started from another sampling prior than its world's now (provenance "prior"; "unit" before it was recorded)."""
+    d = config.get("ddil") or {}
+    shares = [p for ps in (d.get("priors"), d.get("late_priors")) if ps for p in ps[1:]]
+    return bool(d.get("enabled", True)) and any(p > 0 for p in shares) and config.get("prior", "unit") != world_prior
 
 
 def student_ratio(method: str) -> float:

@@ -79,6 +79,11 @@ def prior_of(config: dict) -> str:
     return prior
 
 
+def prior_label(config: dict) -> str:
+    """The sampling prior in words, for captions: N(0, I) or N(0, (1 − ᾱ_T) I)."""
+    return {"unit": "N(0, I)", "marginal": "N(0, (1 − ᾱ_T) I)"}[prior_of(config)]
+
+
 def prior_std(config: dict) -> float:
     """The std of the sampling prior x_T ~ N(0, std²·I): 1 ("unit"), or √(1 − ᾱ_T) ("marginal": q(x_T) without its
     signal, whose pixel-scale variance the data lacks; a unit prior carries (1 − ᾱ_T)^(-1/2) − 1 too much there)."""

@@ -199,7 +199,8 @@ def _cache_path(cache_dir, ch, row: Row) -> str | None:
 def _cache_settings(ch, row: Row) -> dict:
     """What a cell's measurements depend on besides its prompts and seeds (those are in its key)."""
     return {"scale": ch.scale, "variant": ch.world.extras.get("variant"), "root": ch.world.extras.get("root"),
-            "plan": repr(row.plan.steps), "stand_in_metrics": bool(ch.stand_in_metrics)}
+            "plan": repr(row.plan.steps), "stand_in_metrics": bool(ch.stand_in_metrics),
+            "prior_std": ch.world.prior_std}
 
 
 def fid_reference(ch, sizes: Sizes, reference_images: torch.Tensor | None = None):

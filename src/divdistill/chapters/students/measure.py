@@ -70,7 +70,8 @@ def evaluate_controls(world, names=None, per_prompt: int = 10, seeds=(0, 1, 2), 
     features = features or (lambda imgs: M.features(ev, imgs))
     names = list(world.students if names is None else names)
     settings = {"per_prompt": per_prompt, "seeds": list(seeds), "n_fid": n_fid, "variant": world.extras.get("variant"),
-                "base_guidance": world.spec(world.base_name).guidance, "prompts": list(prompts)}
+                "base_guidance": world.spec(world.base_name).guidance, "prompts": list(prompts),
+                "prior_std": world.prior_std}
     res = {"settings": settings, "rows": C.load_partial(out, settings, field="rows") or []}
     redo = set(redo)
     stale = [i for i, r in enumerate(res["rows"]) if r["student"] in redo]

@@ -134,11 +134,13 @@ def grain_summary(g: dict | None, attempts: list[dict] = ()) -> str:
         out.append(f"FID_tiny on the same {g['fid'][0]['n']:,} prompts and seeds: DDIM {f['DDIM']['fid']:.1f}, Euler "
                    f"ancestral {f['Euler ancestral']['fid']:.1f}. The acceptance and every chapter keep DDIM, the "
                    "deterministic sampler SDXL's base is run with: a sampler switched after seeing this would be tuned "
-                   "against the outcome, so the remedy has to come from the teacher's training.")
+                   "against the outcome, so the remedy has to come from the teacher's training"
+                   + (" or from a prior derived from its schedule, as above." if g.get("prior") else "."))
     return "\n\n".join(lead + out)
 
 
-GRAIN_COLUMNS = {"student": "student", "sampler": "sampler", "steps": "steps", "cfg": "CFG", "t": "t",
+GRAIN_COLUMNS = {"prior": "prior", "x_T std": "x_T std", "world's": "this world's", "student": "student",
+                 "sampler": "sampler", "steps": "steps", "cfg": "CFG", "t": "t",
                  "noise (levels)": "noise (levels)", "n": "n", "fid": "FID_tiny", "grain_median": "grain median",
                  "grain_p90": "grain p90", "grain_visible_frac": "visible", "corr with x_T": "corr with x_T",
                  "levels per unit x_T": "levels per unit x_T"}
