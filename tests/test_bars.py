@@ -165,3 +165,13 @@ def test_a_chapter_on_a_teacher_below_its_bar_marks_every_verdict_provisional(tm
                            ({}, "n per seed")):  # trained from N(0, I), sampled from N(0, I): nothing to say
         ch.world.extras["schedule"] = schedule
         assert json.loads(open(ch.summarize([e])).read())[0]["note"] == want
+
+
+def test_the_committed_attempt_is_its_weights_on_its_worlds_prior():
+    from divdistill.chapters.tiny_world.report import committed_attempt
+
+    rows = [{"run": "r4", "created": "a", "prior": "unit"}, {"run": "r5", "created": "b", "prior": "unit"},
+            {"run": "r5 marginal", "created": "b", "prior": "marginal"}]
+    assert committed_attempt(rows, "b", "unit")["run"] == "r5"
+    assert committed_attempt(rows, "b", "marginal")["run"] == "r5 marginal"
+    assert committed_attempt(rows, "c", "unit") is None

@@ -92,3 +92,27 @@ def test_one_naming_rule(name):
     method, cfg = recipe(name)
     prefix = cfg.kind if method == "adversarial" else method
     assert student_name(prefix, getattr(cfg, "ddil", None)) == NAMED_BEFORE_THE_RULE.get(name, name)
+
+
+def test_the_kept_checkpoint_is_the_probed_step_with_the_lowest_fid(tmp_path):
+    """Issue 19's selection by FID_tiny alone: the probed weights are kept while training and the best is loaded."""
+    from divdistill.distill.trainer import PROBED, choose_checkpoint, keep_probed
+
+    net = torch.nn.Linear(2, 2)
+    fids = {2: 30.0, 4: 20.0, 6: 25.0}
+    probe = keep_probed(lambda step: {"fid": fids[step], "fid_std": 1.0}, net, str(tmp_path))
+    probes = {}
+    for step in (2, 4, 6):
+        with torch.no_grad():
+            net.weight.fill_(float(step))  # the weights "at" this step
+        probes[step] = probe(step)
+    assert sorted(f for f in __import__("os").listdir(tmp_path) if f.startswith(PROBED)) == \
+        [f"{PROBED}{s}.pt" for s in (2, 4, 6)]
+    record = {"probes": {str(k): v for k, v in probes.items()}, "final_probe": {"fid": 22.0, "fid_std": 1.0}}
+    assert choose_checkpoint(str(tmp_path), net, record, total=8) == 4 and float(net.weight[0, 0]) == 4.0
+    with torch.no_grad():
+        net.weight.fill_(8.0)
+    record["final_probe"]["fid"] = 19.0  # the last step is best: its weights stay
+    assert choose_checkpoint(str(tmp_path), net, record, total=8) == 8 and float(net.weight[0, 0]) == 8.0
+    assert choose_checkpoint(str(tmp_path), net, {"probes": {}}, total=8) == 8  # no probes: the last step
+    assert keep_probed(None, net, str(tmp_path)) is None

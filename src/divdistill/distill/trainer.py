@@ -7,7 +7,9 @@ from typing import Callable
 
 import torch
 
+from ..io import atomic_torch_save
 from ..training import fit, last_mean
+from .bars import best_checkpoint, probe_curve
 from .common import save_student
 from .ddil import DDILConfig
 from .probe import student_probe, training_record
@@ -111,13 +113,43 @@ def train_student(root: str, out: str, cfg, build, device: str = "cpu", progress
     name = name or student_name(s.prefix, s.ddil)
     probe = student_probe(T, s.unet, name, s.scheduler, s.timesteps, n=probe_n, overrides=s.overrides) \
         if probe_n else None
-    res = fit(out, s.parts, s.step_fn, s.total, ckpt_every=ckpt_every, desc=name, progress=progress, probe=probe,
-              probe_at=probe_steps(s.total, s.probe_at))
+    res = fit(out, s.parts, s.step_fn, s.total, ckpt_every=ckpt_every, desc=name, progress=progress,
+              probe=keep_probed(probe, s.unet, out), probe_at=probe_steps(s.total, s.probe_at))
     losses = ({f"train_loss_{k}_last50": last_mean(res["losses"], k) for k in s.loss_keys} if s.loss_keys
               else {"train_loss_last50": last_mean(res["losses"])})
     key = s.loss_keys[0] if s.loss_keys else None
+    rec = training_record(res, probe, key)
+    rec["chosen_step"] = choose_checkpoint(out, s.unet, rec, s.total)
     config = {"kind": "student", "method": s.method, "prior": T.prior, **asdict(cfg)}
-    save_student(out, s.unet, name, s.scheduler, s.timesteps, config,
-                 cfg.seed, s.total, res["wall"], {**losses, **training_record(res, probe, key)},
-                 overrides=s.overrides, notes=s.notes, schedule=T.schedule)
+    save_student(out, s.unet, name, s.scheduler, s.timesteps, config, cfg.seed, s.total, res["wall"],
+                 {**losses, **rec}, overrides=s.overrides, notes=s.notes, schedule=T.schedule)
+    for f in os.listdir(out):  # the probed weights not chosen were scratch
+        if f.startswith(PROBED) and f.endswith(".pt"):
+            os.remove(os.path.join(out, f))
     return res
+
+
+PROBED = "probed_weights_"  # <out>/probed_weights_<step>.pt: the student at each training probe, until it is saved
+
+
+def keep_probed(probe, unet, out: str):
+    """probe(step) that also keeps the student's weights at that step (a resumed run keeps the earlier files), so the
+    checkpoint can be chosen by its FID_tiny afterwards; None without a probe."""
+    if probe is None:
+        return None
+
+    def run(step):
+        atomic_torch_save({k: v.detach().cpu() for k, v in unet.state_dict().items()},
+                          os.path.join(out, f"{PROBED}{step}.pt"))
+        return probe(step)
+    return run
+
+
+def choose_checkpoint(out: str, unet, record: dict, total: int) -> int:
+    """Issue 19's selection: the probed step with the lowest FID_tiny (distill.bars.best_checkpoint; never diversity),
+    loaded into `unet` when it is not the last step. Without probes the last step is kept. Returns the chosen step."""
+    curve = probe_curve(record, total)
+    step = best_checkpoint(curve) if curve else total
+    if step != total:
+        unet.load_state_dict(torch.load(os.path.join(out, f"{PROBED}{step}.pt"), map_location="cpu"))
+    return step

@@ -78,5 +78,6 @@ def quality_rows(eval_rows: list[dict], variants: dict[str, str], variant: str) 
                      "bar": f"≤ {student_ratio(method)}×", "meets bar": meets_quality_bar(method, r["fid"], teacher["fid"]),
                      "stable (half → final)": stable(half, m["final_probe"]) if half else None,
                      "best probed step (FID)": best_checkpoint(curve) if curve else None,
+                     "kept step": m.get("chosen_step", rec["steps"] if rec else None),  # earlier runs kept the last
                      "trained steps": rec["steps"] if rec else None})
     return rows

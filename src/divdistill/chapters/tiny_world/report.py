@@ -48,7 +48,8 @@ def acceptance_rows(prov: dict) -> list[dict]:
 
 
 def attempt_rows(variant_root: str) -> list[dict]:
-    """One row per teacher run recorded in <variant_root>/teacher_attempts.json, with its acceptance checks."""
+    """One row per teacher run recorded in <variant_root>/teacher_attempts.json, with its acceptance checks and the
+    prior it was sampled from."""
     path = os.path.join(variant_root, "teacher_attempts.json")
     if not os.path.exists(path):
         return []
@@ -65,8 +66,15 @@ def attempt_rows(variant_root: str) -> list[dict]:
                      "diversity ÷ data": m["diversity_ratio_teacher_over_data"],
                      "grain p90": m.get("teacher_grain_p90"),  # 8-bit levels; None: measured before grain was
                      "passes": "yes" if acc["all"] else "no: " + ", ".join(failed),
-                     "wall (s)": a["wall_time_s"], "device": a["device"], "created": a["created"]})
+                     "wall (s)": a["wall_time_s"], "device": a["device"], "created": a["created"],
+                     "prior": a["recipe"].get("prior", "unit")})
     return rows
+
+
+def committed_attempt(rows: list[dict], created: str | None, prior: str) -> dict | None:
+    """The recorded run that is the committed teacher: its weights (provenance "created") sampled from its world's
+    prior (one set of weights can be recorded under several priors)."""
+    return next((r for r in rows if r["created"] == created and r["prior"] == prior), None)
 
 
 def prior_summary(g: dict) -> str:
