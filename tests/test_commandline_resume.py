@@ -20,7 +20,7 @@ def _covariate_stubs(monkeypatch, calls, kill_at=None):
     from divdistill.chapters.covariate import measure as CM
 
     spec = SimpleNamespace(guidance=4.0)
-    world = SimpleNamespace(base_name="base", specs={"base": spec, "pd": spec}, extras={"variant": "v"},
+    world = SimpleNamespace(base_name="base", specs={"base": spec, "pd": spec}, extras={"variant": "v"}, prior_std=1.0,
                             spec=lambda name: spec)
     monkeypatch.setattr(chapter, "open_chapter", lambda *a, **kw: SimpleNamespace(world=world, evaluator=None,
                                                                                    features=None))

@@ -115,7 +115,7 @@ def test_grain_summary_reads_every_number_from_the_diagnosis():
          "fid": [{"sampler": "DDIM", "fid": 41.8, "n": 1000}, {"sampler": "Euler ancestral", "fid": 30.1, "n": 1000}]}
     text = grain_summary(g)
     assert "on 70% of its samples" in text and "90th percentile 10.8" in text and "DDPM 0.6" in text
-    assert "clean up to t = 299 and grainy from t = 499" in text and "pd (DDIM, 15.8)" in text and "dmd2" not in text
+    assert "clean up to t = 299 and grainy from t = 499" in text and "pd (DDIM, 15.80)" in text and "dmd2" not in text
     assert "DDIM 41.8, Euler ancestral 30.1" in text
     runs = [{"run": "a", "grain p90": 1.5}, {"run": "b", "grain p90": None}, {"run": "c", "grain p90": 9.7},
             {"run": "d", "grain p90": 10.8}]

@@ -109,10 +109,10 @@ def test_the_kept_checkpoint_is_the_probed_step_with_the_lowest_fid(tmp_path):
     assert sorted(f for f in __import__("os").listdir(tmp_path) if f.startswith(PROBED)) == \
         [f"{PROBED}{s}.pt" for s in (2, 4, 6)]
     record = {"probes": {str(k): v for k, v in probes.items()}, "final_probe": {"fid": 22.0, "fid_std": 1.0}}
-    assert choose_checkpoint(str(tmp_path), net, record, total=8) == 4 and float(net.weight[0, 0]) == 4.0
+    assert choose_checkpoint(str(tmp_path), net, record, total=8) == 4 and float(net.weight.detach()[0, 0]) == 4.0
     with torch.no_grad():
         net.weight.fill_(8.0)
     record["final_probe"]["fid"] = 19.0  # the last step is best: its weights stay
-    assert choose_checkpoint(str(tmp_path), net, record, total=8) == 8 and float(net.weight[0, 0]) == 8.0
+    assert choose_checkpoint(str(tmp_path), net, record, total=8) == 8 and float(net.weight.detach()[0, 0]) == 8.0
     assert choose_checkpoint(str(tmp_path), net, {"probes": {}}, total=8) == 8  # no probes: the last step
     assert keep_probed(None, net, str(tmp_path)) is None

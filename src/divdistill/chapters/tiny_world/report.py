@@ -90,8 +90,8 @@ def prior_summary(g: dict) -> str:
             f"world's schedule (ᾱ_T = {w['alpha_T']:.3f}) a unit prior carries {w['excess']:.1%} more noise than "
             f"q(x_T) at the pixel scale, where the data has no variance; read as x̂0 at the first step that is "
             f"{w['in x0']:.0%} of the noise's fine scale. On SD's schedule the same numbers are {sd['excess']:.2%} "
-            f"and {sd['in x0']:.1%}: raising the terminal SNR made an approximation that is harmless for SDXL visible "
-            f"here. This world samples from the {own} prior.")
+            f"and {sd['in x0']:.1%}: the approximation is harmless on SDXL's schedule, and raising the terminal SNR "
+            f"made it visible here. This world samples from the {own} prior.")
 
 
 def grain_summary(g: dict | None, attempts: list[dict] = ()) -> str:
@@ -134,7 +134,7 @@ def grain_summary(g: dict | None, attempts: list[dict] = ()) -> str:
     if clean and dirty:
         out.append(f"On data forward-diffused to t, the teacher's one-step x̂0 is clean up to t = {max(clean)} and "
                    f"grainy from t = {min(dirty)}: the error is made at high noise, where x̂0 is a guess.")
-    bad = [f"{r['student']} ({r['sampler']}, {r['grain_p90']:.1f})" for r in g["students"] if r["grain_p90"] > bar]
+    bad = [f"{r['student']} ({r['sampler']}, {r['grain_p90']:.2f})" for r in g["students"] if r["grain_p90"] > bar]
     out.append(f"Students with a 90th percentile over {bar:g} levels on their own samplers: "
                + (", ".join(bad) if bad else "none") + ".")
     if g.get("fid"):
