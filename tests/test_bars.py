@@ -160,11 +160,25 @@ def test_a_chapter_on_a_teacher_below_its_bar_marks_every_verdict_provisional(tm
         (tmp_path / "w" / "students" / name / "provenance.json").write_text(json.dumps({"config": {"ddil": ddil}}))
     prov.write_text(json.dumps({"metrics": {**metrics, "adherence": 0.96, "adherence_size": 0.95,
                                             "teacher_grain_p90": 1.5}}))
-    for schedule, want in (({"prior": "marginal"}, "provisional: its students dmd2 were distilled on rollouts from "
+    for schedule, want in (({"prior": "marginal"}, "provisional: its student dmd2 was distilled on rollouts from "
                                                    "another sampling prior than the world's; n per seed"),
                            ({}, "n per seed")):  # trained from N(0, I), sampled from N(0, I): nothing to say
         ch.world.extras["schedule"] = schedule
         assert json.loads(open(ch.summarize([e])).read())[0]["note"] == want
+    (tmp_path / "w" / "students" / "eval.json").write_text(json.dumps([
+        {"model": "teacher", "fid": 40.0}, {"model": "dmd2", "fid": 61.0}, {"model": "lcm", "fid": 79.0}]))
+    ch.world.extras["schedule"] = {}  # dmd2 over 1.5 × 40, lcm under 2 × 40
+    assert json.loads(open(ch.summarize([e])).read())[0]["note"] == \
+        "provisional: its student dmd2 misses its FID_tiny bar; n per seed"
+
+
+def test_below_bar_reads_each_students_method_bar():
+    from divdistill.distill.bars import below_bar, method_of
+
+    assert [method_of(n) for n in ("dmd2_ddil", "lcm_ddil_reflected", "pd", "turbo")] == ["dmd2", "lcm", "pd", "turbo"]
+    rows = [{"model": "teacher", "fid": 38.1}, {"model": "dmd2_ddil", "fid": 57.2}, {"model": "turbo", "fid": 81.8},
+            {"model": "pd_ddil", "fid": 70.5}]
+    assert below_bar(rows) == ["dmd2_ddil", "turbo"] and below_bar(rows[1:]) == []
 
 
 def test_the_committed_attempt_is_its_weights_on_its_worlds_prior():

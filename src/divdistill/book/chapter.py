@@ -66,8 +66,8 @@ class Chapter:
         return claims.write_summary(self.name, entries, self.summary_dir)
 
     def world_caveat(self) -> str:
-        """'' when the tiny world's teacher meets its acceptance bar (distill.bars) and its students were distilled from
-        its own sampling prior, else what falls short."""
+        """'' when the tiny world's teacher meets its acceptance bar (distill.bars), its students meet theirs and were
+        distilled from its own sampling prior, else what falls short."""
         import json
 
         from ..distill.bars import acceptance_of, failed_checks
@@ -83,10 +83,24 @@ class Chapter:
         else:
             failed = failed_checks(acceptance_of(m))
             parts = [f"this world's teacher fails its acceptance bar on {', '.join(failed)}"] if failed else []
+        below = self.students_below_bar(root)
+        parts += [_students(below, "misses its", "miss their") + " FID_tiny bar"] if below else []
         off = self.off_prior_students(root)
-        parts += [f"its students {', '.join(off)} were distilled on rollouts from another sampling prior than the "
+        parts += [_students(off, "was", "were") + " distilled on rollouts from another sampling prior than the "
                   "world's"] if off else []
         return claims.PROVISIONAL + ", and ".join(parts) if parts else ""
+
+    def students_below_bar(self, root: str) -> list[str]:
+        """The world's students over their FID_tiny bar in its committed students/eval.json (distill.bars)."""
+        import json
+
+        from ..distill.bars import below_bar
+
+        path = os.path.join(root, "students", "eval.json")
+        if not os.path.exists(path):
+            return []
+        with open(path) as f:
+            return below_bar(json.load(f))
 
     def off_prior_students(self, root: str) -> list[str]:
         """The world's students whose training rollouts started from another prior than the world's (distill.bars)."""
@@ -105,6 +119,11 @@ class Chapter:
                 with open(path) as f:
                     out += [name] if rollout_prior_mismatch(json.load(f).get("config", {}), prior) else []
         return out
+
+
+def _students(names: list[str], one: str, many: str) -> str:
+    """'its student a <one>' or 'its students a, b <many>'."""
+    return f"its student {names[0]} {one}" if len(names) == 1 else f"its students {', '.join(names)} {many}"
 
 
 def open_chapter(name: str, scale: str = "tiny", device: str | None = None, seed: int = 0, sources=None,

@@ -48,6 +48,19 @@ def rollout_prior_mismatch(config: dict, world_prior: str) -> bool:
     return bool(d.get("enabled", True)) and any(p > 0 for p in shares) and config.get("prior", "unit") != world_prior
 
 
+def method_of(student: str) -> str:
+    """A student's method from its registry name (dmd2_ddil → dmd2, lcm_reflected → lcm): which bar it meets."""
+    return "dmd2" if student.startswith("dmd2") else student.split("_")[0]
+
+
+def below_bar(eval_rows: list[dict]) -> list[str]:
+    """The students of an eval.json (`python -m divdistill.chapters.ddil`) over their FID_tiny bar against its teacher
+    row, measured the same way; [] without a teacher row."""
+    teacher = next((r for r in eval_rows if r["model"] == "teacher"), None)
+    return [] if teacher is None else [r["model"] for r in eval_rows if r["model"] != "teacher" and not
+                                       meets_quality_bar(method_of(r["model"]), r["fid"], teacher["fid"])]
+
+
 def student_ratio(method: str) -> float:
     """The FID_tiny ratio a student of `method` may reach over the teacher's."""
     return STUDENT_BAR.get(method, DEFAULT_STUDENT_RATIO)

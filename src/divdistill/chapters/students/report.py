@@ -61,7 +61,7 @@ def training_curves(variants: dict[str, str]) -> dict[str, dict[str, list]]:
 def quality_rows(eval_rows: list[dict], variants: dict[str, str], variant: str) -> list[dict]:
     """Issue 19's bars per student of one world: FID_tiny over the teacher's (both from eval.json, same protocol)
     against the method's bar, stability half-way → final, and the best probed checkpoint (by FID alone)."""
-    from ...distill.bars import best_checkpoint, meets_quality_bar, probe_curve, stable, student_ratio
+    from ...distill.bars import best_checkpoint, meets_quality_bar, method_of, probe_curve, stable, student_ratio
 
     by = {r["model"]: r for r in eval_rows}
     teacher = by.get("teacher")
@@ -69,7 +69,7 @@ def quality_rows(eval_rows: list[dict], variants: dict[str, str], variant: str) 
     for name, r in by.items():
         if name == "teacher" or teacher is None:
             continue
-        method = "dmd2" if name.startswith("dmd2") else name.split("_")[0]
+        method = method_of(name)
         rec = _provenance(variants[variant], name)
         m = (rec or {}).get("metrics", {})
         curve = probe_curve(m, rec["steps"]) if rec and m.get("final_probe") else []
