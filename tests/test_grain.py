@@ -159,6 +159,11 @@ def test_hybrid_chapter_notes_the_base_grain_from_the_committed_diagnosis(tmp_pa
     note = base_grain_note("w", "dmd2", root=str(tmp_path))
     assert "on 70% of its samples" in note and "41.8 on DDIM and 17.6 on Euler ancestral" in note
     assert "visible on 0%" in note and "dmd2 on its own sampler leaves 1.5 levels" in note
+    assert note.startswith("**The base's FID carries its grain.**")
+    (tmp_path / "w" / "teacher_grain.json").write_text(json.dumps({
+        "fid": [row("DDIM", 37.9, 2.4, 0.12), row("Euler ancestral", 17.7, 0.67, 0.0)], "students": []}))
+    note = base_grain_note("w", "dmd2", root=str(tmp_path))
+    assert note.startswith("**The base's FID depends on its sampler.**") and "on 12% of its samples" in note
 
 
 def test_grain_tables_put_what_the_row_is_first():

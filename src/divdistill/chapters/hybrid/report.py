@@ -44,7 +44,8 @@ def base_grain_note(variant: str, student: str, root: str | None = None) -> str 
     if "DDIM" not in fid or "Euler ancestral" not in fid:
         return None
     st = next((r for r in g["students"] if r["student"] == student), None)
-    return (f"**The base's FID carries its grain.** On this world the teacher's 50-step DDIM leaves a visible grain on "
+    lead = "carries its grain" if fid["DDIM"]["grain_visible_frac"] >= 0.5 else "depends on its sampler"
+    return (f"**The base's FID {lead}.** On this world the teacher's 50-step DDIM leaves a visible grain on "
             f"{fid['DDIM']['grain_visible_frac']:.0%} of its samples (90th percentile "
             f"{fid['DDIM']['grain_p90']:.1f} levels; the tiny-world chapter). On the teacher evaluation's "
             f"{fid['DDIM']['n']:,} prompts and seeds its FID_tiny is {fid['DDIM']['fid']:.1f} on DDIM and "
