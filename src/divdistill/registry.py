@@ -102,7 +102,7 @@ class World:
         or device."""
         gens = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
         x = torch.stack([torch.randn(self.latent_shape, generator=g) for g in gens])  # (B, C, H, W)
-        return (x if self.prior_std == 1.0 else x * self.prior_std).to(self.device, self.dtype)
+        return (x * self.prior_std).to(self.device, self.dtype)  # × 1.0 is exact: a unit prior is unchanged
 
     def decode(self, x: torch.Tensor) -> torch.Tensor:
         return x if self.decode_fn is None else self.decode_fn(x)

@@ -1,6 +1,7 @@
 """The chapters' one preamble: load the world of a scale, its perceptual features, captions and the summary writer."""
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 
@@ -68,16 +69,13 @@ class Chapter:
     def world_caveat(self) -> str:
         """'' when the tiny world's teacher meets its acceptance bar (distill.bars), its students meet theirs and were
         distilled from its own sampling prior, else what falls short."""
-        import json
-
         from ..distill.bars import acceptance_of, failed_checks
 
         root = getattr(self.world, "extras", {}).get("root") if self.scale == "tiny" else None
-        path = os.path.join(root, "teacher", "provenance.json") if root else None
-        if not path or not os.path.exists(path):
+        prov = _read_json(os.path.join(root, "teacher", "provenance.json")) if root else None
+        if prov is None:
             return ""
-        with open(path) as f:
-            m = json.load(f).get("metrics", {})
+        m = prov.get("metrics", {})
         if "fid_tiny_teacher_vs_data" not in m:
             parts = ["this world's teacher has not been evaluated against its acceptance bar"]
         else:
@@ -92,33 +90,31 @@ class Chapter:
 
     def students_below_bar(self, root: str) -> list[str]:
         """The world's students over their FID_tiny bar in its committed students/eval.json (distill.bars)."""
-        import json
-
         from ..distill.bars import below_bar
 
-        path = os.path.join(root, "students", "eval.json")
-        if not os.path.exists(path):
-            return []
-        with open(path) as f:
-            return below_bar(json.load(f))
+        rows = _read_json(os.path.join(root, "students", "eval.json"))
+        return [] if rows is None else below_bar(rows)
 
     def off_prior_students(self, root: str) -> list[str]:
         """The world's students whose training rollouts started from another prior than the world's (distill.bars)."""
-        import json
-
         from ..distill.bars import rollout_prior_mismatch
         from ..tiny.schedule import prior_of
 
-        sdir, out = os.path.join(root, "students"), []
+        sdir = os.path.join(root, "students")
         if not os.path.isdir(sdir):
-            return out
+            return []
         prior = prior_of(self.world.extras.get("schedule", {}))
-        for name in sorted(os.listdir(sdir)):
-            path = os.path.join(sdir, name, "provenance.json")
-            if os.path.exists(path):
-                with open(path) as f:
-                    out += [name] if rollout_prior_mismatch(json.load(f).get("config", {}), prior) else []
-        return out
+        provs = {name: _read_json(os.path.join(sdir, name, "provenance.json")) for name in sorted(os.listdir(sdir))}
+        return [name for name, p in provs.items()
+                if p is not None and rollout_prior_mismatch(p.get("config", {}), prior)]
+
+
+def _read_json(path: str):
+    """A committed JSON file's content, None when it does not exist."""
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
 
 
 def _students(names: list[str], one: str, many: str) -> str:

@@ -14,8 +14,7 @@ DEFAULT_STUDENT_RATIO = 2.0
 def teacher_acceptance(fid: float, adherence: float, factors: dict, diversity: float, data_diversity: float,
                        grain_p90: float | None = None) -> dict:
     """Each of the teacher's acceptance checks (50 DDIM steps, CFG 4, from its world's sampling prior) → bool, and 'all';
-    the grain check
-    only where grain was measured (runs evaluated before it have none)."""
+    the grain check only where grain was measured (runs evaluated before it have none)."""
     if not data_diversity > 0:
         raise ValueError(f"data_diversity must be > 0, got {data_diversity}")
     lo, hi = TEACHER_BAR["diversity_ratio"]

@@ -84,12 +84,17 @@ def prior_label(config: dict) -> str:
     return {"unit": "N(0, I)", "marginal": "N(0, (1 − ᾱ_T) I)"}[prior_of(config)]
 
 
+def alpha_T(config: dict) -> float:
+    """ᾱ at the last training timestep (t = 999) of a schedule config, as diffusers computes it."""
+    return float(alphas_cumprod(config).double()[-2])  # index −1 is the appended ᾱ_{−1} = 1
+
+
 def prior_std(config: dict) -> float:
     """The std of the sampling prior x_T ~ N(0, std²·I): 1 ("unit"), or √(1 − ᾱ_T) ("marginal": q(x_T) without its
     signal, whose pixel-scale variance the data lacks; a unit prior carries (1 − ᾱ_T)^(-1/2) − 1 too much there)."""
     if prior_of(config) == "unit":
         return 1.0
-    return float((1 - alphas_cumprod(config).double()[-2]) ** 0.5)  # index −1 is the appended ᾱ_{−1} = 1
+    return (1 - alpha_T(config)) ** 0.5
 
 
 def alphas_cumprod(config: dict, device="cpu") -> torch.Tensor:

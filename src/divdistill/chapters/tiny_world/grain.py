@@ -17,7 +17,7 @@ from ...plan import Plan, Step, base, distilled
 from ...registry import World, scheduler_factory
 from ...sampling import run_plan
 from ...tiny.quality import fid_sample, flat_background, grain_stats, high_pass
-from ...tiny.schedule import alphas_cumprod, diffusers_config, scheduler_config
+from ...tiny.schedule import PRIORS, alpha_T, diffusers_config, prior_of, prior_std, scheduler_config
 from ...tiny.world import sample_scenes
 from .measure import forward_diffuse, on_custom_grid
 
@@ -67,11 +67,11 @@ def prior_grain(world: World, n: int = 64, seed: int = 0) -> list[dict]:
     scaled): the marginal prior N(0, (1 − ᾱ_T) I) removes the unit prior's excess at the pixel scale."""
     (prompts, seeds), world = _cases(n, seed), scratch(world)
     eps = world.noise(seeds) / world.prior_std  # (B, C, H, W): the unit draws behind every prior
-    a_T = float(alphas_cumprod(world.extras["schedule"])[-2])
-    rows = []
-    for prior, std in (("unit", 1.0), ("marginal", (1 - a_T) ** 0.5)):
+    schedule, rows = world.extras["schedule"], []
+    for prior in PRIORS:
+        std = prior_std({**schedule, "prior": prior})
         imgs = run_plan(world, base(world, n=50, guidance=4.0), prompts, seeds, capture=False, x_T=std * eps).images
-        rows.append({"prior": prior, "x_T std": std, "world's": abs(std - world.prior_std) < 1e-9, "n": n,
+        rows.append({"prior": prior, "x_T std": std, "world's": prior == prior_of(schedule), "n": n,
                      **grain_stats(imgs), **noise_carry(imgs, eps)})
     return rows
 
@@ -79,7 +79,7 @@ def prior_grain(world: World, n: int = 64, seed: int = 0) -> list[dict]:
 def prior_excess(schedule: dict) -> dict:
     """What a unit prior adds where the data has no variance (the pixel scale): its excess noise amplitude over the
     training marginal's, (1 − ᾱ_T)^(−1/2) − 1, and that excess read as x̂0 at the first step, (1 − √(1 − ᾱ_T))/√ᾱ_T."""
-    a_T = float(alphas_cumprod(schedule).double()[-2])
+    a_T = alpha_T(schedule)
     return {"alpha_T": a_T, "excess": (1 - a_T) ** -0.5 - 1, "in x0": (1 - (1 - a_T) ** 0.5) / a_T ** 0.5}
 
 
