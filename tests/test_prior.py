@@ -83,3 +83,37 @@ def test_set_prior_rewrites_every_schedule_and_the_world_follows(tmp_path):
     with pytest.raises(ValueError, match="valid: \\['unit', 'marginal'\\]"):
         set_world_prior(str(root), "nope")
     assert PRIORS == ("unit", "marginal")
+
+
+def test_prior_sensitivity_scans_the_start_std_and_resumes(tiny_world, tmp_path, monkeypatch):
+    """The students' prior scan: every std of scan_stds (both priors' stds among them), the world's own flagged; each
+    (student, weights, std) measured once, so a rerun reads the file; a retrained student is measured again."""
+    from divdistill import io
+    from divdistill.chapters.students import measure as SM
+    from divdistill.tiny import quality
+
+    stds = SM.scan_stds(tiny_world)
+    assert tiny_world.prior_std in stds and 1.0 in stds and stds == sorted(stds)
+    assert all(b - a > 0.005 for a, b in zip(stds, stds[1:]))  # grid points near a prior's std are dropped
+    seen = []
+
+    def fake_eval(world, plan, ev, n, seed):
+        seen.append(world.prior_std)  # World.noise scales by it (test_world_noise_is_the_prior_…)
+        return {"fid": 100 * world.prior_std, "adherence": 1.0, "diversity": 0.2}
+
+    monkeypatch.setattr(quality, "evaluate_plan", fake_eval)
+    out, name = str(tmp_path / "prior_sensitivity.json"), tiny_world.students[0]
+    res = SM.prior_sensitivity(tiny_world, [name], n=4, out=out, progress=None)
+    assert [r["x_T std"] for r in res["rows"]] == stds == seen and tiny_world.prior_std == seen[stds.index(
+        tiny_world.prior_std)]
+    assert [r["world's"] for r in res["rows"]] == [s == tiny_world.prior_std for s in stds]
+    assert [r["fid"] for r in res["rows"]] == pytest.approx([100 * s for s in stds])
+    SM.prior_sensitivity(tiny_world, [name], n=4, out=out, progress=None)
+    assert len(seen) == len(stds)  # resumed: nothing measured twice
+    with open(out) as f:
+        assert json.load(f)["rows"] == json.loads(json.dumps(res["rows"]))
+    monkeypatch.setattr(io, "checkpoint_hashes", lambda root: {"unet": "retrained"})
+    SM.prior_sensitivity(tiny_world, [name], n=4, out=out, progress=None)
+    assert len(seen) == 2 * len(stds)  # new weights: measured again
+    with open(out) as f:
+        assert len(json.load(f)["results"]) == len(stds)  # the old weights' results dropped

@@ -2,6 +2,10 @@
 hybrid (paper Sec. 5); diversity loss as two numbers, vs the 50-step teacher and vs the teacher on the same sampler."""
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
+import os
 import statistics
 
 import numpy as np
@@ -9,6 +13,7 @@ import numpy as np
 from ... import commandline as C
 from ... import metrics as M
 from ...book.claims import bootstrap_diff, verdict
+from ...io import atomic_write_json
 from ...plan import base, distilled, hybrid, on_sampler
 from ...sampling import generate
 from ...tiny.quality import EVAL_PROMPTS
@@ -143,3 +148,49 @@ def loss_table_rows(losses: list[dict]) -> list[dict]:
              "distillation loses diversity": r.get("distillation_loses_diversity"),
              "hybrid gain vs student": fmt(r.get("hybrid_gain")), "hybrid restores": r.get("hybrid_restores")}
             for r in losses]
+
+
+SCAN = (0.95, 0.975, 1.0, 1.025, 1.05)  # x_T std: a fixed ±5% grid around the unit prior
+
+
+def scan_stds(world) -> list[float]:
+    """The std of each sampling prior the schedule could declare (tiny.schedule.PRIORS), and the points of SCAN more
+    than 0.005 from all of them."""
+    from ...tiny.schedule import PRIORS, prior_std
+
+    priors = {prior_std({**world.extras["schedule"], "prior": p}) for p in PRIORS}
+    return sorted(priors | {g for g in SCAN if min(abs(g - p) for p in priors) > 0.005})
+
+
+def prior_sensitivity(world, names=None, n: int = 1000, seed: int = 0, out: str | None = None,
+                      progress=print) -> dict:
+    """FID_tiny and adherence of each student's own plan with its start x_T ~ N(0, std²·I) for every std of
+    `scan_stds` (the same draws ε at each std): how far a 4-step student's quality rests on the prior's amplitude.
+
+    Resumable per (student, its weights' hash, std) through `commandline.Partial` at `out`; a retrained student is
+    measured again."""
+    from ...io import checkpoint_hashes
+    from ...tiny.evaluator import load_evaluator
+    from ...tiny.quality import evaluate_plan
+
+    ev = load_evaluator(world.extras["evaluator_root"]).to(world.device)
+    names, stds = list(world.students if names is None else names), scan_stds(world)
+    settings = {"n": n, "seed": seed, "variant": world.extras.get("variant"), "stds": stds}
+    part, rows, used = C.Partial(out, settings), [], {}
+    for name in names:
+        h = checkpoint_hashes(os.path.join(world.extras["root"], "students", name))
+        tag = hashlib.sha1(json.dumps(h, sort_keys=True).encode()).hexdigest()[:12]
+        for std in stds:
+            def compute(std=std, name=name):
+                w = dataclasses.replace(world, prior_std=std)
+                r = evaluate_plan(w, distilled(w, name), ev, n, seed)
+                return {"fid": r["fid"], "adherence": r["adherence"], "diversity": r["diversity"]}
+            key = f"{name}|{tag}|{std}"
+            r = used[key] = part.get(key, compute)
+            rows.append({"student": name, "x_T std": std, "world's": abs(std - world.prior_std) < 1e-6, **r})
+            if progress:
+                progress(f"{name} @ {std:.4f}: FID {r['fid']:.1f}, adherence {r['adherence']:.3f}")
+    res = {"settings": settings, "results": used, "world_prior_std": world.prior_std, "rows": rows}  # Partial's keys
+    if out:
+        atomic_write_json(out, res)
+    return res

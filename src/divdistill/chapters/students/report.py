@@ -81,3 +81,22 @@ def quality_rows(eval_rows: list[dict], variants: dict[str, str], variant: str) 
                      "kept step": m.get("chosen_step", rec["steps"] if rec else None),  # earlier runs kept the last
                      "trained steps": rec["steps"] if rec else None})
     return rows
+
+
+def prior_rows(res: dict) -> list[dict]:
+    """Per student, from `measure.prior_sensitivity`: FID_tiny at every scanned x_T std (the world's prior starred),
+    the std with the lowest FID_tiny, and how far the world's prior sits above that lowest FID_tiny."""
+    per = {}
+    for r in res["rows"]:
+        per.setdefault(r["student"], []).append(r)
+    out = []
+    for s, rows in per.items():
+        best, own = min(rows, key=lambda r: r["fid"]), next((r for r in rows if r["world's"]), None)
+        out.append({"student": s, **{_std_label(r): round(r["fid"], 1) for r in rows},
+                    "lowest at": f"{best['x_T std']:.4f}",
+                    "world's − lowest": round(own["fid"] - best["fid"], 1) if own else None})
+    return out
+
+
+def _std_label(row: dict) -> str:
+    return f"{row['x_T std']:.4f}" + (" *" if row["world's"] else "")
