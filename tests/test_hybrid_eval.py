@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 import pytest
+import torch
 
 import divdistill as dd
 from divdistill import metrics as M
@@ -146,6 +147,16 @@ def test_killed_hybrid_run_resumes_per_cell_and_a_settings_change_starts_afresh(
     monkeypatch.setitem(world.extras, "root", str(tmp_path / "another world"))  # a settings change
     H.run_sample(ch, row, sizes, measure, cache)
     assert len(calls) == 9
+    w = next(world.spec("dmd2").unet.parameters())
+    kept = w.detach().clone()
+    with torch.no_grad():  # the student retrained in place (same files, new weights): its cells are measured again
+        w.add_(1e-3)
+    try:
+        H.run_sample(ch, row, sizes, measure, cache)
+    finally:
+        with torch.no_grad():
+            w.copy_(kept)
+    assert len(calls) == 11
 
 
 @pytest.mark.notebooks

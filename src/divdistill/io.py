@@ -111,3 +111,16 @@ def save_png(img, path: str) -> None:
     tmp = path + ".tmp.png"
     Image.fromarray(np.ascontiguousarray(arr)).save(tmp)
     os.replace(tmp, path)
+
+
+def weights_fingerprint(module: torch.nn.Module) -> str:
+    """sha1 (first 12 hex) of every parameter's and buffer's name, shape, sum and sum of squares (float64): which
+    weights a cached measurement came from, cheap enough for an SDXL UNet on its device (one reduction per tensor)."""
+    import hashlib
+
+    h = hashlib.sha1()
+    with torch.no_grad():
+        for name, t in list(module.named_parameters()) + list(module.named_buffers()):
+            t64 = t.detach().double()
+            h.update(f"{name}{tuple(t.shape)}{float(t64.sum()):.10e}{float((t64 * t64).sum()):.10e}".encode())
+    return h.hexdigest()[:12]
