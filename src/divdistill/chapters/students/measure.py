@@ -167,8 +167,8 @@ def prior_sensitivity(world, names=None, n: int = 1000, seed: int = 0, out: str 
     """FID_tiny and adherence of each student's own plan with its start x_T ~ N(0, std²·I) for every std of
     `scan_stds` (the same draws ε at each std): how far a 4-step student's quality rests on the prior's amplitude.
 
-    Resumable per (student, its weights' hash, std) through `commandline.Partial` at `out`; a retrained student is
-    measured again."""
+    Resumable per (student, its weights' hash, std): `commandline.Partial` at `out`.partial while it runs, and the
+    finished file's own results after; a retrained student is measured again."""
     from ...io import checkpoint_hashes
     from ...tiny.evaluator import load_evaluator
     from ...tiny.quality import evaluate_plan
@@ -176,7 +176,8 @@ def prior_sensitivity(world, names=None, n: int = 1000, seed: int = 0, out: str 
     ev = load_evaluator(world.extras["evaluator_root"]).to(world.device)
     names, stds = list(world.students if names is None else names), scan_stds(world)
     settings = {"n": n, "seed": seed, "variant": world.extras.get("variant"), "stds": stds}
-    part, rows, used = C.Partial(out, settings), [], {}
+    part, rows, used = C.Partial(out and out + ".partial", settings), [], {}  # the final file appears only whole
+    part.results = {**C.load_partial(out, settings), **part.results}  # a finished run's results are reused too
     for name in names:
         h = checkpoint_hashes(os.path.join(world.extras["root"], "students", name))
         tag = hashlib.sha1(json.dumps(h, sort_keys=True).encode()).hexdigest()[:12]
@@ -193,4 +194,5 @@ def prior_sensitivity(world, names=None, n: int = 1000, seed: int = 0, out: str 
     res = {"settings": settings, "results": used, "world_prior_std": world.prior_std, "rows": rows}  # Partial's keys
     if out:
         atomic_write_json(out, res)
+        part.discard()
     return res
