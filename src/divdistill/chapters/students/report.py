@@ -85,18 +85,30 @@ def quality_rows(eval_rows: list[dict], variants: dict[str, str], variant: str) 
 
 def prior_rows(res: dict) -> list[dict]:
     """Per student, from `measure.prior_sensitivity`: FID_tiny at every scanned x_T std (the world's prior starred),
-    the std with the lowest FID_tiny, and how far the world's prior sits above that lowest FID_tiny."""
+    the std with the lowest FID_tiny, the scan's highest over lowest, and how far the world's prior sits above the
+    lowest."""
     per = {}
     for r in res["rows"]:
         per.setdefault(r["student"], []).append(r)
     out = []
     for s, rows in per.items():
         best, own = min(rows, key=lambda r: r["fid"]), next((r for r in rows if r["world's"]), None)
-        out.append({"student": s, **{_std_label(r): round(r["fid"], 1) for r in rows},
+        out.append({"student": s, **{_std_label(r): f"{r['fid']:.1f}" for r in rows},
                     "lowest at": f"{best['x_T std']:.4f}",
-                    "world's − lowest": round(own["fid"] - best["fid"], 1) if own else None})
+                    "highest ÷ lowest": f"{max(r['fid'] for r in rows) / best['fid']:.2f}",
+                    "world's − lowest": f"{own['fid'] - best['fid']:.1f}" if own else None})
     return out
 
 
 def _std_label(row: dict) -> str:
     return f"{row['x_T std']:.4f}" + (" *" if row["world's"] else "")
+
+
+def spread_by_sampler(res: dict, root: str) -> dict[str, list[float]]:
+    """{the students' scheduler class: [the scan's highest ÷ lowest FID_tiny of each of its students]}; the class from
+    each student's registry entry (students/<name>/student.json)."""
+    out = {}
+    for r in prior_rows(res):
+        with open(os.path.join(root, "students", r["student"], "student.json")) as f:
+            out.setdefault(json.load(f)["scheduler"].replace("Scheduler", ""), []).append(float(r["highest ÷ lowest"]))
+    return out
