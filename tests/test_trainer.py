@@ -116,3 +116,25 @@ def test_the_kept_checkpoint_is_the_probed_step_with_the_lowest_fid(tmp_path):
     assert choose_checkpoint(str(tmp_path), net, record, total=8) == 8 and float(net.weight.detach()[0, 0]) == 8.0
     assert choose_checkpoint(str(tmp_path), net, {"probes": {}}, total=8) == 8  # no probes: the last step
     assert keep_probed(None, net, str(tmp_path)) is None
+
+
+def test_saved_unets_carry_no_path_of_the_training_machine(tmp_path):
+    """io.save_unet (every teacher and student export): fp16 weights round-trip; `_name_or_path` is not written."""
+    import json
+    import os
+
+    from diffusers import UNet2DConditionModel
+
+    from divdistill.io import save_unet
+    from divdistill.tiny.loader import variant_dir
+
+    src = os.path.abspath(os.path.join(variant_dir(None), "teacher", "unet"))
+    unet = UNet2DConditionModel.from_pretrained(src)
+    assert unet.config._name_or_path == src  # diffusers records where it was loaded from
+    save_unet(unet, str(tmp_path / "unet"))
+    with open(tmp_path / "unet" / "config.json") as f:
+        assert json.load(f)["_name_or_path"] is None
+    back = UNet2DConditionModel.from_pretrained(str(tmp_path / "unet"))
+    for (k, a), (_, b) in zip(unet.state_dict().items(), back.state_dict().items()):
+        assert torch.equal(a.half().float(), b.float()), k
+    assert unet.config._name_or_path == src  # the caller's model is untouched

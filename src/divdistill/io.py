@@ -124,3 +124,13 @@ def weights_fingerprint(module: torch.nn.Module) -> str:
             t64 = t.detach().double()
             h.update(f"{name}{tuple(t.shape)}{float(t64.sum()):.10e}{float((t64 * t64).sum()):.10e}".encode())
     return h.hexdigest()[:12]
+
+
+def save_unet(unet: torch.nn.Module, folder: str) -> None:
+    """A fp16 CPU copy of `unet` saved with diffusers' save_pretrained (safetensors); the config's `_name_or_path`
+    (where the weights were first loaded from: a path on the training machine) is not written."""
+    import copy
+
+    u = copy.deepcopy(unet).to("cpu").half()
+    u.register_to_config(_name_or_path=None)
+    u.save_pretrained(folder, safe_serialization=True)

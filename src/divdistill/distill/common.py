@@ -7,7 +7,7 @@ import os
 import torch
 from diffusers import UNet2DConditionModel
 
-from ..io import atomic_write_json, provenance
+from ..io import atomic_write_json, provenance, save_unet
 from ..sampling import forward_diffuse
 
 STUDENT_TS = (999, 749, 499, 249)  # DMD2's / Lightning's 4-step schedule
@@ -69,8 +69,7 @@ def save_student(out: str, unet, name: str, scheduler: str, timesteps, cfg: dict
     if schedule is None:
         raise ValueError(f"save_student({name!r}) needs the teacher's noise schedule (Teacher.schedule)")
     save_schedule(out, schedule)
-    u = copy.deepcopy(unet).cpu().half()
-    u.save_pretrained(os.path.join(out, "unet"), safe_serialization=True)
+    save_unet(unet, os.path.join(out, "unet"))
     atomic_write_json(os.path.join(out, "student.json"), {
         "name": name, "scheduler": scheduler, "scheduler_overrides": overrides or {}, "timesteps": list(timesteps),
         "guidance": guidance, "guidance_mode": "cfg", "notes": notes})

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler, UNet2DConditionModel
 
-from ..io import atomic_write_json, provenance
+from ..io import atomic_write_json, provenance, save_unet
 from .schedule import PRIORS, diffusers_config, save_schedule, scheduler_config
 from .text import TextEncoder, Tokenizer
 from .world import RES, sample_scenes
@@ -129,8 +129,7 @@ def _teacher_loss(unet, enc, tok, sched, opt, cfg, step, device) -> torch.Tensor
 
 
 def _export(out, unet, enc, cfg, wall, schedule, metrics) -> None:
-    unet = copy.deepcopy(unet).to("cpu").half()
-    unet.save_pretrained(os.path.join(out, "unet"), safe_serialization=True)
+    save_unet(unet, os.path.join(out, "unet"))
     copy.deepcopy(enc).to("cpu").save(os.path.join(out, "text_encoder"))
     save_schedule(out, schedule)
     sched_note = {k: v for k, v in schedule.items() if k != "trained_betas"}
