@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 
 from divdistill import commandline as C
 
@@ -92,6 +93,18 @@ def test_killed_control_table_resumes_per_row(random_world, tmp_path, monkeypatc
     res = _students_run(monkeypatch, random_world, out, calls, redo=("student",))  # a retrained student
     assert len(calls) == 7 and calls[4:] == calls[1:4]  # its three rows measured again, the teacher's kept
     assert [r["label"] for r in res["rows"]] == labels  # in place
+    unet = random_world.spec("student").unet
+    kept = {k: v.clone() for k, v in unet.state_dict().items()}
+    with torch.no_grad():  # retrained in place, no --redo: its rows' weights no longer match
+        next(unet.parameters()).add_(1e-3)
+    try:
+        res = _students_run(monkeypatch, random_world, out, calls)
+    finally:
+        unet.load_state_dict(kept)
+    # the rows that run the student (its own plan, the hybrid) again; the control runs only the base: kept
+    assert calls[7:] == [calls[1], calls[3]] and [r["label"] for r in res["rows"]] == labels
+    _students_run(monkeypatch, random_world, out, calls)  # the original weights again: those two rows once more
+    assert len(calls) == 11
 
 
 def _control_world(tmp_path):

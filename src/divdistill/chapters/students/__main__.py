@@ -21,7 +21,8 @@ def _main(argv) -> int:
     p.add_argument("--n-fid", type=int, default=0, help="FID_tiny samples (--what prior: default 1000)")
     p.add_argument("--students", default=None, help="comma-separated (default: all found)")
     p.add_argument("--root", default=None, help="a world folder (default: data/tiny/<variant>)")
-    p.add_argument("--redo", default="", help="comma-separated retrained students whose rows are measured again")
+    p.add_argument("--redo", default="", help="comma-separated students whose rows are measured again (rows that record "
+                   "their weights are re-measured on their own when those change)")
     a = C.setup(p.parse_args(argv))
     root = a.root or variant_dir(a.variant)
     names = a.students.split(",") if a.students else None

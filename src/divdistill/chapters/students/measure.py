@@ -64,8 +64,9 @@ def evaluate_controls(world, names=None, per_prompt: int = 10, seeds=(0, 1, 2), 
 
     Resumable (commandline.load_partial/save_partial, field "rows"): with `out`, rows already in that JSON (same
     settings) are kept and the file is rewritten after each row.
-    `features` (images → (B, D)) defaults to the tiny evaluator's; `teacher=False` skips the 50-step row; the rows of
-    the students in `redo` (retrained ones) are measured again, in place.
+    `features` (images → (B, D)) defaults to the tiny evaluator's; `teacher=False` skips the 50-step row. A row is
+    measured again, in place, when its models' weights changed (each row records `plan_weights`) or its student is
+    in `redo`.
     """
     ev = None
     if features is None or n_fid:
@@ -78,15 +79,15 @@ def evaluate_controls(world, names=None, per_prompt: int = 10, seeds=(0, 1, 2), 
                 "base_guidance": world.spec(world.base_name).guidance, "prompts": list(prompts),
                 "prior_std": world.prior_std}
     res = {"settings": settings, "rows": C.load_partial(out, settings, field="rows") or []}
-    redo = set(redo)
-    stale = [i for i, r in enumerate(res["rows"]) if r["student"] in redo]
-    done = {r["label"] for r in res["rows"] if r["student"] not in redo}
     todo = ([(TEACHER, "teacher", None, base(world))] if teacher else []) + \
         [(lab, kind, n, plan) for n in names for lab, kind, plan in control_plans(world, n)]
+    weights = {lab: plan_weights(world, plan) for lab, _, _, plan in todo}
+    stale = [i for i, r in enumerate(res["rows"]) if r["student"] in set(redo) or _moved(r, weights)]
+    done = {r["label"] for i, r in enumerate(res["rows"]) if i not in stale}
     for label, kind, student, plan in todo:
         if label in done:
             continue
-        row = {"label": label, "kind": kind, "student": student,
+        row = {"label": label, "kind": kind, "student": student, "weights": weights[label],
                **measure(world, plan, features, per_prompt, seeds, n_fid, prompts, ev, batch_size)}
         at = next((i for i in stale if res["rows"][i]["label"] == label), None)
         if at is None:
@@ -98,6 +99,18 @@ def evaluate_controls(world, names=None, per_prompt: int = 10, seeds=(0, 1, 2), 
             progress(f"{label}: diversity {row['diversity']:.3f} ± {row['diversity_std']:.3f}"
                      + (f", FID {row['fid']:.1f}" if "fid" in row else ""))
     return res
+
+
+def plan_weights(world, plan) -> dict:
+    """{model: io.weights_fingerprint of its UNet} for every model a plan runs: which weights a row measured."""
+    from ...io import weights_fingerprint
+
+    return {m: weights_fingerprint(world.spec(m).unet) for m in sorted(set(plan.models))}
+
+
+def _moved(row: dict, weights: dict) -> bool:
+    """A saved row whose models' weights changed since (rows saved before rows carried weights are trusted)."""
+    return "weights" in row and row["label"] in weights and row["weights"] != weights[row["label"]]
 
 
 def _units(row) -> np.ndarray:
