@@ -26,14 +26,14 @@ def show_rows(rows: dict[str, torch.Tensor], nrow: int, title: str = "", scale_n
     import matplotlib.pyplot as plt
 
     # each row's label above it, so the images get the figure's whole width
-    fig, axes = plt.subplots(len(rows), 1, figsize=(size * nrow * 0.95 + 0.4, size * len(rows) * 1.25 + 0.6),
-                             squeeze=False)
+    height = size * len(rows) * 1.25 + 0.6
+    fig, axes = plt.subplots(len(rows), 1, figsize=(size * nrow * 0.95 + 0.4, height), squeeze=False)
     for ax, (label, imgs) in zip(axes[:, 0], rows.items()):
         ax.imshow(grid(imgs[:nrow], nrow).numpy(), interpolation="nearest")
         ax.set_title(label, loc="left", fontsize=9)
         ax.set_xticks([]), ax.set_yticks([])
     fig.suptitle(f"{title}  [scale={scale_note}]", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.4 / height))  # 0.4 inch above the first row's label for the title
     return fig
 
 
