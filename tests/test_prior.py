@@ -88,7 +88,6 @@ def test_set_prior_rewrites_every_schedule_and_the_world_follows(tmp_path):
 def test_prior_sensitivity_scans_the_start_std_and_resumes(tiny_world, tmp_path, monkeypatch):
     """The students' prior scan: every std of scan_stds (both priors' stds among them), the world's own flagged; each
     (student, weights, std) measured once, so a rerun reads the file; a retrained student is measured again."""
-    from divdistill import io
     from divdistill.chapters.students import measure as SM
     from divdistill.tiny import quality
 
@@ -112,8 +111,15 @@ def test_prior_sensitivity_scans_the_start_std_and_resumes(tiny_world, tmp_path,
     assert len(seen) == len(stds)  # resumed: nothing measured twice
     with open(out) as f:
         assert json.load(f)["rows"] == json.loads(json.dumps(res["rows"]))
-    monkeypatch.setattr(io, "checkpoint_hashes", lambda root: {"unet": "retrained"})
-    SM.prior_sensitivity(tiny_world, [name], n=4, out=out, progress=None)
+    w = next(tiny_world.spec(name).unet.parameters())
+    kept = w.detach().clone()
+    with torch.no_grad():  # retrained in place: new weights
+        w.add_(1e-3)
+    try:
+        SM.prior_sensitivity(tiny_world, [name], n=4, out=out, progress=None)
+    finally:
+        with torch.no_grad():
+            w.copy_(kept)
     assert len(seen) == 2 * len(stds)  # new weights: measured again
     with open(out) as f:
         assert len(json.load(f)["results"]) == len(stds)  # the old weights' results dropped

@@ -126,6 +126,11 @@ def weights_fingerprint(module: torch.nn.Module) -> str:
     return h.hexdigest()[:12]
 
 
+def plan_weights(world, plan) -> dict:
+    """{model: weights_fingerprint of its UNet} for every model a plan runs: which weights a measurement used."""
+    return {m: weights_fingerprint(world.spec(m).unet) for m in sorted(set(plan.models))}
+
+
 def save_unet(unet: torch.nn.Module, folder: str) -> None:
     """A fp16 CPU copy of `unet` saved with diffusers' save_pretrained (safetensors); the config's `_name_or_path`
     (where the weights were first loaded from: a path on the training machine) is not written."""

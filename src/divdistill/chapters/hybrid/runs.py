@@ -18,7 +18,7 @@ from . import stats as S
 from .plans import Row, rows, students_of
 from ... import commandline as C
 from ... import paper
-from ...io import weights_fingerprint
+from ...io import plan_weights
 from ...metrics import factor_hits, feature_stats
 from ...sampling import run_plan
 
@@ -201,8 +201,7 @@ def _cache_settings(ch, row: Row) -> dict:
     """What a cell's measurements depend on besides its prompts and seeds (those are in its key)."""
     return {"scale": ch.scale, "variant": ch.world.extras.get("variant"), "root": ch.world.extras.get("root"),
             "plan": repr(row.plan.steps), "stand_in_metrics": bool(ch.stand_in_metrics),
-            "prior_std": ch.world.prior_std,  # a retrained model's cells are measured again:
-            "weights": {m: weights_fingerprint(ch.world.spec(m).unet) for m in sorted(set(row.plan.models))}}
+            "prior_std": ch.world.prior_std, "weights": plan_weights(ch.world, row.plan)}  # retrained: measured again
 
 
 def fid_reference(ch, sizes: Sizes, reference_images: torch.Tensor | None = None):

@@ -3,9 +3,6 @@ hybrid (paper Sec. 5); diversity loss as two numbers, vs the 50-step teacher and
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
-import os
 import statistics
 
 import numpy as np
@@ -13,7 +10,7 @@ import numpy as np
 from ... import commandline as C
 from ... import metrics as M
 from ...book.claims import bootstrap_diff, verdict
-from ...io import atomic_write_json
+from ...io import atomic_write_json, plan_weights, weights_fingerprint
 from ...plan import base, distilled, hybrid, on_sampler
 from ...sampling import generate
 from ...tiny.quality import EVAL_PROMPTS
@@ -65,7 +62,7 @@ def evaluate_controls(world, names=None, per_prompt: int = 10, seeds=(0, 1, 2), 
     Resumable (commandline.load_partial/save_partial, field "rows"): with `out`, rows already in that JSON (same
     settings) are kept and the file is rewritten after each row.
     `features` (images → (B, D)) defaults to the tiny evaluator's; `teacher=False` skips the 50-step row. A row is
-    measured again, in place, when its models' weights changed (each row records `plan_weights`) or its student is
+    measured again, in place, when its models' weights changed (each row records `io.plan_weights`) or its student is
     in `redo`.
     """
     ev = None
@@ -82,7 +79,8 @@ def evaluate_controls(world, names=None, per_prompt: int = 10, seeds=(0, 1, 2), 
     todo = ([(TEACHER, "teacher", None, base(world))] if teacher else []) + \
         [(lab, kind, n, plan) for n in names for lab, kind, plan in control_plans(world, n)]
     weights = {lab: plan_weights(world, plan) for lab, _, _, plan in todo}
-    stale = [i for i, r in enumerate(res["rows"]) if r["student"] in set(redo) or _moved(r, weights)]
+    redo = set(redo)
+    stale = [i for i, r in enumerate(res["rows"]) if r["student"] in redo or _moved(r, weights)]
     done = {r["label"] for i, r in enumerate(res["rows"]) if i not in stale}
     for label, kind, student, plan in todo:
         if label in done:
@@ -99,13 +97,6 @@ def evaluate_controls(world, names=None, per_prompt: int = 10, seeds=(0, 1, 2), 
             progress(f"{label}: diversity {row['diversity']:.3f} ± {row['diversity_std']:.3f}"
                      + (f", FID {row['fid']:.1f}" if "fid" in row else ""))
     return res
-
-
-def plan_weights(world, plan) -> dict:
-    """{model: io.weights_fingerprint of its UNet} for every model a plan runs: which weights a row measured."""
-    from ...io import weights_fingerprint
-
-    return {m: weights_fingerprint(world.spec(m).unet) for m in sorted(set(plan.models))}
 
 
 def _moved(row: dict, weights: dict) -> bool:
@@ -180,9 +171,8 @@ def prior_sensitivity(world, names=None, n: int = 1000, seed: int = 0, out: str 
     """FID_tiny and adherence of each student's own plan with its start x_T ~ N(0, std²·I) for every std of
     `scan_stds` (the same draws ε at each std): how far a 4-step student's quality rests on the prior's amplitude.
 
-    Resumable per (student, its weights' hash, std): `commandline.Partial` at `out`.partial while it runs, and the
-    finished file's own results after; a retrained student is measured again."""
-    from ...io import checkpoint_hashes
+    Resumable per (student, its weights' fingerprint, std): `commandline.Partial` at `out`.partial while it runs, and
+    the finished file's own results after; a retrained student is measured again."""
     from ...tiny.evaluator import load_evaluator
     from ...tiny.quality import evaluate_plan
 
@@ -192,8 +182,7 @@ def prior_sensitivity(world, names=None, n: int = 1000, seed: int = 0, out: str 
     part, rows, used = C.Partial(out and out + ".partial", settings), [], {}  # the final file appears only whole
     part.results = {**C.load_partial(out, settings), **part.results}  # a finished run's results are reused too
     for name in names:
-        h = checkpoint_hashes(os.path.join(world.extras["root"], "students", name))
-        tag = hashlib.sha1(json.dumps(h, sort_keys=True).encode()).hexdigest()[:12]
+        tag = weights_fingerprint(world.spec(name).unet)
         for std in stds:
             def compute(std=std, name=name):
                 w = dataclasses.replace(world, prior_std=std)
