@@ -138,3 +138,17 @@ def test_saved_unets_carry_no_path_of_the_training_machine(tmp_path):
     for (k, a), (_, b) in zip(unet.state_dict().items(), back.state_dict().items()):
         assert torch.equal(a.half().float(), b.float()), k
     assert unet.config._name_or_path == src  # the caller's model is untouched
+
+
+def test_no_committed_unet_names_a_machine_path():
+    """Every UNet config shipped in data/ is free of the training machine's path (`_name_or_path` absent or null)."""
+    import glob
+    import json
+    import os
+
+    root = os.path.dirname(variant_dir(None))
+    configs = glob.glob(os.path.join(root, "**", "unet", "config.json"), recursive=True)
+    assert len(configs) >= 20, root
+    for path in configs:
+        with open(path) as f:
+            assert json.load(f).get("_name_or_path") is None, path

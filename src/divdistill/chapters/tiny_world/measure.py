@@ -139,9 +139,12 @@ def diagnose(world: World, evaluator, names=None, n: int = 64, seed: int = 0,
 PROG = "python -m divdistill.chapters.tiny_world"
 
 
+OUTPUTS = {"analogue": "analogue.json", "grain": "teacher_grain.json", "size": "teacher_size.json"}
+
+
 def main(argv=None) -> int:
-    """python -m divdistill.chapters.tiny_world --variant V [--what analogue|grain] [--n 64] [--students a,b]:
-    write <variant>/analogue.json (layout commit, SDEdit retention) or <variant>/teacher_grain.json."""
+    """python -m divdistill.chapters.tiny_world --variant V [--what analogue|grain|size] [--n 64] [--students a,b]:
+    write <variant>/analogue.json (layout commit, SDEdit retention), teacher_grain.json or teacher_size.json."""
     return C.main_guard(PROG, _main, argv)
 
 
@@ -154,27 +157,31 @@ def _main(argv) -> int:
     from ...tiny.loader import load_tiny_world, variant_dir
 
     p = C.add_common(C.parser(PROG, description=main.__doc__),
-                     out="default: data/tiny/<variant>/analogue.json or teacher_grain.json")
-    p.add_argument("--what", choices=("analogue", "grain"), default="analogue")
-    p.add_argument("--n", type=int, default=64)
+                     out="default: data/tiny/<variant>/analogue.json, teacher_grain.json or teacher_size.json")
+    p.add_argument("--what", choices=tuple(OUTPUTS), default="analogue")
+    p.add_argument("--n", type=int, default=64, help="samples per case (size: per prompt and source)")
     p.add_argument("--n-fid", type=int, default=1000, help="grain: samples per sampler for FID_tiny (0: none)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--students", default="dmd2,turbo,lcm,pd", help="analogue: the students diagnosed (grain: all)")
     a = C.setup(p.parse_args(argv))
     t0 = time.time()
     names = [s for s in a.students.split(",") if s]  # "" diagnoses the teacher alone
-    world = load_tiny_world(variant=a.variant, device=a.device, students=names if a.what == "analogue" else None)
+    students = {"analogue": names, "grain": None, "size": []}[a.what]  # None: every student
+    world = load_tiny_world(variant=a.variant, device=a.device, students=students)
     ev = load_evaluator(world.extras["evaluator_root"]).to(a.device)
     if a.what == "grain":
         from .grain import diagnose_grain
 
         res = diagnose_grain(world, ev, a.n, a.n_fid, a.seed)
         cfg = {"kind": "teacher_grain", "n": a.n, "n_fid": a.n_fid}
+    elif a.what == "size":
+        from .size import diagnose_size
+
+        res, cfg = diagnose_size(world, ev, a.n, a.seed), {"kind": "teacher_size", "n": a.n}
     else:
         res, cfg = diagnose(world, ev, names, a.n, a.seed), {"kind": "analogue", "n": a.n, "students": names}
     res["provenance"] = provenance(cfg, a.seed, 0, time.time() - t0, {})
-    name = "teacher_grain.json" if a.what == "grain" else "analogue.json"
-    out = a.out or os.path.join(variant_dir(a.variant), name)
+    out = a.out or os.path.join(variant_dir(a.variant), OUTPUTS[a.what])
     atomic_write_json(out, res)
     print(out, f"{time.time() - t0:.0f} s")
     return 0

@@ -161,3 +161,50 @@ def grain_table_rows(rows: list[dict]) -> list[dict]:
         r = {**r, "n": r.get("n", r.get("grain_n"))}
         out.append({name: r[k] for k, name in GRAIN_COLUMNS.items() if k in r})
     return out
+
+
+def size_table_rows(d: dict) -> list[dict]:
+    """teacher_size.json per prompt: the share of images on the named side of the split and their mean radius, by
+    source."""
+    from .size import SOURCES
+
+    out = {}
+    for r in d["rows"]:
+        row = out.setdefault(r["prompt"], {"prompt": r["prompt"], "n": r["n"]})
+        share = sum(r["on named side"]) / len(r["on named side"])
+        row[r["source"]] = f"{share:.2f} (r {r['mean size']:.1f} px)"
+    return [{k: row[k] for k in ("prompt", "n", *SOURCES) if k in row} for row in out.values()]
+
+
+def size_summary(d: dict | None) -> str:
+    """What the committed size diagnosis (teacher_size.json) says, every number read from it."""
+    from ...stats import verdict
+    from .size import SOURCES, start_gap
+
+    if not d:
+        return "No size diagnosis is committed for this world."
+    pool = {(p["source"], p["named"]): p for p in d["pooled"]}
+    ci = lambda s, w="any": (f"{pool[(s, w)]['share']:.2f} [{pool[(s, w)]['lo']:.2f}, "  # noqa: E731
+                             f"{pool[(s, w)]['hi']:.2f}]")
+    prior, real, data = SOURCES[1], SOURCES[2], SOURCES[0]
+    out = [f"Over the size-naming evaluation prompts ({pool[(prior, 'any')]['n']} images per source; small and "
+           f"large split at a radius of {d['split']:g} px), the teacher from its sampling prior puts "
+           f"{ci(prior)} of its images on the named side (“small” {ci(prior, 'small')}, “large” "
+           f"{ci(prior, 'large')}). Started at t = 999 from the same prompts' data scenes forward-diffused, it "
+           f"puts {ci(real)} there (“small” {ci(real, 'small')}, “large” {ci(real, 'large')}); the data themselves "
+           f"read {ci(data)}, the evaluator's ceiling."]
+    gaps = {w: start_gap(d["rows"], None if w == "any" else w) for w in ("any", "small", "large")}
+    fmt = lambda e: f"{e.mean:+.2f} [{e.lo:+.2f}, {e.hi:+.2f}]"  # noqa: E731
+    held = [w for w in ("small", "large") if verdict(gaps[w], ">") is True]
+    text = (f"A real layout at t = 999 changes the share by {fmt(gaps['any'])} (“small” {fmt(gaps['small'])}, "
+            f"“large” {fmt(gaps['large'])})")
+    if verdict(gaps["any"], ">") is True:
+        text += (": handed a layout, the teacher renders its size; from noise its first steps decide it wrongly more "
+                 "often. The miss is in deciding the layout, not in rendering it.")
+    elif held:
+        text += (f": not clearly more than nothing overall, but clearly so for “{held[0]}”, so part of the misses "
+                 "are made in the first steps.")
+    else:
+        text += ": not clearly more than nothing, so the misses are not the first steps' alone."
+    out.append(text)
+    return "\n\n".join(out)
