@@ -52,7 +52,8 @@ def test_pooled_gap_and_summary_from_constructed_rows():
          "pooled": [pooled(rows, s, w) for s in SOURCES for w in (None, "small", "large")]}
     text = size_summary(d)
     assert "not in rendering it" in text
-    assert size_table_rows(d)[0]["teacher from the prior"] == "0.50 (r 8.0 px)"
+    assert size_table_rows(d)[0] == {"prompt": "a large shape", "data": "1.00 (8.0)",
+                                     "teacher, prior": "0.50 (8.0)", "teacher, real layout": "0.97 (8.0)"}
     flat = [dict(r, **{"on named side": [1.0] * r["n"]}) for r in rows]
     d_flat = {**d, "rows": flat, "pooled": [pooled(flat, s, w) for s in SOURCES for w in (None, "small", "large")]}
     assert "not the first steps' alone" in size_summary(d_flat)

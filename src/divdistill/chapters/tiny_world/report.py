@@ -163,17 +163,19 @@ def grain_table_rows(rows: list[dict]) -> list[dict]:
     return out
 
 
+SIZE_COLUMNS = {"data": "data", "teacher from the prior": "teacher, prior", "teacher from q(x_T | x_0)":
+                "teacher, real layout"}
+
+
 def size_table_rows(d: dict) -> list[dict]:
     """teacher_size.json per prompt: the share of images on the named side of the split and their mean radius, by
-    source."""
-    from .size import SOURCES
-
+    source (short column names: the page is narrow)."""
     out = {}
     for r in d["rows"]:
-        row = out.setdefault(r["prompt"], {"prompt": r["prompt"], "n": r["n"]})
+        row = out.setdefault(r["prompt"], {"prompt": r["prompt"]})
         share = sum(r["on named side"]) / len(r["on named side"])
-        row[r["source"]] = f"{share:.2f} (r {r['mean size']:.1f} px)"
-    return [{k: row[k] for k in ("prompt", "n", *SOURCES) if k in row} for row in out.values()]
+        row[SIZE_COLUMNS[r["source"]]] = f"{share:.2f} ({r['mean size']:.1f})"
+    return list(out.values())
 
 
 def size_summary(d: dict | None) -> str:
