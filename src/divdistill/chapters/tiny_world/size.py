@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ...metrics import factor_hits
 from ...plan import base
 from ...registry import World
 from ...sampling import run_plan
@@ -31,10 +32,12 @@ SOURCES = ("data", "teacher from the prior", "teacher from q(x_T | x_0)")
 
 
 def on_named_side(sizes: torch.Tensor, named: int) -> np.ndarray:
-    """1.0 where a read size (pixels) lies on the named side of the small/large split (0 = small, 1 = large)."""
+    """1.0 where a read size (pixels) lies on the named side of the small/large split (0 = small, 1 = large): the
+    acceptance's own size rule (metrics.factor_hits)."""
     if named not in (0, 1):
         raise ValueError(f"named size must be 0 (small) or 1 (large), got {named!r}")
-    return ((sizes.float() >= SMALL_LARGE_SPLIT) == bool(named)).double().cpu().numpy()
+    hits = factor_hits({"size": sizes.float().cpu()}, [None] * len(sizes), lambda _: {"size": named}, SMALL_LARGE_SPLIT)
+    return np.array([float(h["size"]) for h in hits])
 
 
 def _row(prompt: str, source: str, sizes: torch.Tensor, named: int) -> dict:
@@ -65,9 +68,14 @@ def size_rows(world: World, evaluator, n: int = 100, seed: int = 0, prompts=SIZE
     return rows
 
 
+def _flags(rows: list[dict], source: str, named: str | None) -> list[float]:
+    """Every image's on-named-side flag of one source (one size word, or every one when None)."""
+    return [f for r in rows if r["source"] == source and named in (None, r["named"]) for f in r["on named side"]]
+
+
 def pooled(rows: list[dict], source: str, named: str | None = None) -> dict:
     """Share on the named side over every prompt of one source (optionally one size word), with a 95% bootstrap CI."""
-    flags = [f for r in rows if r["source"] == source and named in (None, r["named"]) for f in r["on named side"]]
+    flags = _flags(rows, source, named)
     if not flags:
         have = sorted({r["source"] for r in rows})
         raise ValueError(f"no rows for source {source!r}, size {named!r}; sources: {have}")
@@ -78,8 +86,7 @@ def pooled(rows: list[dict], source: str, named: str | None = None) -> dict:
 def start_gap(rows: list[dict], named: str | None = None) -> Estimate:
     """Share on the named side from q(x_T | x_0) minus from the prior (unpaired bootstrap over images): how much a
     real layout at t = 999 adds to the teacher's size adherence."""
-    flags = {s: [f for r in rows if r["source"] == s and named in (None, r["named"]) for f in r["on named side"]]
-             for s in SOURCES[1:]}
+    flags = {s: _flags(rows, s, named) for s in SOURCES[1:]}
     if not all(flags.values()):
         raise ValueError(f"no teacher rows for size {named!r}; sizes: {sorted({r['named'] for r in rows})}")
     return bootstrap_diff(flags[SOURCES[2]], flags[SOURCES[1]])
