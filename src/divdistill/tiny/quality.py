@@ -85,10 +85,15 @@ def data_diversity(evaluator, prompts: list[str], seed: int = 0) -> dict[str, fl
     return out
 
 
+def fid_seeds(n: int) -> list[int]:
+    """The per-image seeds of the teacher evaluation's FID set (`fid_sample`)."""
+    return [10_000 + i for i in range(n)]
+
+
 def fid_sample(world, plan, n: int, seed: int):
     """The teacher evaluation's FID set: n data scenes (seed + 1) and the plan's samples for their prompts."""
     real = sample_scenes(n, seed=seed + 1)
-    return real, generate(world, plan, real.prompts, [10_000 + i for i in range(n)]).images
+    return real, generate(world, plan, real.prompts, fid_seeds(n)).images
 
 
 def evaluate_world(root: str, n: int = 1000, seed: int = 1234, device: str = "cpu") -> dict:

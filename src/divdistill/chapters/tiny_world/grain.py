@@ -16,7 +16,8 @@ from ... import metrics as M
 from ...plan import Plan, Step, base, distilled
 from ...registry import World, scheduler_factory
 from ...sampling import run_plan
-from ...tiny.quality import fid_sample, flat_background, grain_stats, high_pass
+from ...tiny.quality import (GRAIN_VISIBLE, background_grain, fid_sample, fid_seeds, flat_background, grain_stats,
+                             high_pass)
 from ...tiny.schedule import PRIORS, alpha_T, diffusers_config, prior_of, prior_std, scheduler_config
 from ...tiny.world import sample_scenes
 from .measure import forward_diffuse, on_custom_grid
@@ -92,6 +93,19 @@ def noise_carry(images: torch.Tensor, x_T: torch.Tensor) -> dict:
             "levels per unit x_T": float((a * b).sum() / (b * b).sum() * 127.5)}
 
 
+def start_amplitude(images: torch.Tensor, x_T: torch.Tensor, prior_std: float) -> dict:
+    """Grain against each start's own amplitude: x_T's empirical std over the prior's, which spreads by (2N)^(-1/2) for
+    N values per start; the fraction of visible grain among starts above the prior's std and among the rest."""
+    g, r = background_grain(images), x_T.flatten(1).std(1).double().cpu() / prior_std  # (B,), (B,)
+    ok = ~g.isnan()
+    above, rest = ok & (r > 1), ok & (r <= 1)
+    vis = lambda m: float((g[m] > GRAIN_VISIBLE).float().mean()) if m.any() else float("nan")  # noqa: E731
+    return {"values per start": int(x_T[0].numel()), "start std spread": float((2 * x_T[0].numel()) ** -0.5),
+            "corr grain, start std": float(torch.corrcoef(torch.stack([g[ok].double(), r[ok]]))[0, 1]),
+            "visible, start above prior": vis(above), "visible, start at or below": vis(rest),
+            "n above": int(above.sum()), "n at or below": int(rest.sum())}
+
+
 def student_grain(world: World, n: int = 64, seed: int = 0) -> list[dict]:
     """Grain of each student on its own sampler (the same prompts and seeds as `sampler_grain`)."""
     prompts, seeds = _cases(n, seed)
@@ -122,10 +136,11 @@ def sampler_fid(world: World, evaluator, n: int = 1000, seed: int = 1234) -> lis
     """FID_tiny and grain of the teacher on DDIM (the acceptance) and on Euler ancestral, 50 steps, CFG 4, on the
     teacher evaluation's FID set (tiny.quality.fid_sample: its prompts and seeds)."""
     rows, world = [], scratch(world)
+    x_T = world.noise(fid_seeds(n))  # (B, C, H, W): the starts fid_sample's plans draw
     for sampler in ("DDIM", "Euler ancestral"):
         real, fake = fid_sample(world, teacher_plan(world, sampler, 50, 4.0), n, seed)
-        rows.append({"sampler": sampler, "steps": 50, "cfg": 4.0, "n": n,
-                     "fid": M.fid(evaluator, real.images, fake), **grain_stats(fake)})
+        rows.append({"sampler": sampler, "steps": 50, "cfg": 4.0, "n": n, "fid": M.fid(evaluator, real.images, fake),
+                     **grain_stats(fake), **start_amplitude(fake, x_T, world.prior_std)})
     return rows
 
 
