@@ -172,3 +172,38 @@ def test_grain_tables_put_what_the_row_is_first():
     rows = grain_table_rows([{"grain_median": 1.0, "grain_n": 61, "grain_p90": 2.0, "grain_visible_frac": 0.5,
                               "noise (levels)": 5.1, "t": 19}])
     assert list(rows[0]) == ["t", "noise (levels)", "n", "grain median", "grain p90", "visible"] and rows[0]["n"] == 61
+
+
+def test_start_amplitude_splits_grain_by_each_starts_own_std():
+    """Starts louder than the prior carry visible grain, the rest none: the split, counts, correlation and spread."""
+    from divdistill.chapters.tiny_world.grain import start_amplitude
+
+    eps = torch.randn(8, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    eps = eps / eps.flatten(1).std(1)[:, None, None, None]  # each start's std exactly 1, then 4 louder, 4 quieter
+    x_T = eps * torch.tensor([1.03] * 4 + [0.97] * 4)[:, None, None, None]
+    img = torch.full_like(x_T, -0.5)
+    img[:4] += 5 * LEVEL * eps[:4]  # the louder starts leave 5 levels of their noise on the background
+    r = start_amplitude(img, x_T, prior_std=1.0)
+    assert (r["n above"], r["n at or below"]) == (4, 4)
+    assert r["visible, start above prior"] == 1.0 and r["visible, start at or below"] == 0.0
+    assert r["corr grain, start std"] > 0.9 and r["values per start"] == 3072
+    assert r["start std spread"] == pytest.approx((2 * 3072) ** -0.5)
+
+
+def test_grain_summary_splits_the_ddim_fid_set_by_start_amplitude():
+    from divdistill.chapters.tiny_world.report import grain_summary, grain_table_rows, start_amplitude_summary
+
+    amp = {"values per start": 3072, "start std spread": 0.01276, "corr grain, start std": 0.51,
+           "visible, start above prior": 0.18, "visible, start at or below": 0.0, "n above": 480, "n at or below": 520}
+    text = start_amplitude_summary(amp)
+    assert "±1.28% around the prior's" in text and "65,536 values: ±0.28%, 4.6 times less" in text
+    assert "on 18% of the 480 samples" in text and "on 0% of the other 520" in text and "is 0.51" in text
+    assert "fail the grain bar are the louder starts" in text
+    assert "louder starts" not in start_amplitude_summary({**amp, "visible, start at or below": 0.3})
+    g = {"n": 64, "sampler": [{"sampler": "DDIM", "steps": s, "cfg": c, "grain_p90": 2.4, "grain_median": 1.1,
+                               "grain_visible_frac": 0.12} for s, c in ((50, 4.0), (50, 1.0), (200, 4.0))],
+         "students": [], "one_step": [],
+         "fid": [{"sampler": "DDIM", "fid": 37.9, "n": 1000, **amp}, {"sampler": "Euler ancestral", "fid": 17.7,
+                                                                      "n": 1000}]}
+    assert text in grain_summary(g)
+    assert "visible, start > prior std" in grain_table_rows(g["fid"])[0]
