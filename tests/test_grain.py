@@ -191,7 +191,8 @@ def test_start_amplitude_splits_grain_by_each_starts_own_std():
 
 
 def test_grain_summary_splits_the_ddim_fid_set_by_start_amplitude():
-    from divdistill.chapters.tiny_world.report import grain_summary, grain_table_rows, start_amplitude_summary
+    from divdistill.chapters.tiny_world.report import (grain_summary, grain_table_rows, start_amplitude_rows,
+                                                       start_amplitude_summary)
 
     amp = {"values per start": 3072, "start std spread": 0.01276, "corr grain, start std": 0.51,
            "visible, start above prior": 0.18, "visible, start at or below": 0.0, "n above": 480, "n at or below": 520}
@@ -206,4 +207,7 @@ def test_grain_summary_splits_the_ddim_fid_set_by_start_amplitude():
          "fid": [{"sampler": "DDIM", "fid": 37.9, "n": 1000, **amp}, {"sampler": "Euler ancestral", "fid": 17.7,
                                                                       "n": 1000}]}
     assert text in grain_summary(g)
-    assert "visible, start > prior std" in grain_table_rows(g["fid"])[0]
+    assert list(grain_table_rows(g["fid"])[0]) == ["sampler", "n", "FID_tiny"]  # the split has its own table
+    split = start_amplitude_rows(g["fid"])
+    assert len(split) == 1 and split[0]["sampler"] == "DDIM" and split[0]["visible (louder)"] == 0.18
+    assert split[0]["n others"] == 520 and split[0]["corr grain, x_T std"] == 0.51

@@ -171,8 +171,10 @@ GRAIN_COLUMNS = {"prior": "prior", "x_T std": "x_T std", "world's": "this world'
                  "sampler": "sampler", "steps": "steps", "cfg": "CFG", "t": "t",
                  "noise (levels)": "noise (levels)", "n": "n", "fid": "FID_tiny", "grain_median": "grain median",
                  "grain_p90": "grain p90", "grain_visible_frac": "visible", "corr with x_T": "corr with x_T",
-                 "levels per unit x_T": "levels per unit x_T", "visible, start above prior": "visible, start > prior std",
-                 "visible, start at or below": "visible, start ≤ prior std"}
+                 "levels per unit x_T": "levels per unit x_T"}
+START_COLUMNS = {"sampler": "sampler", "n above": "n louder", "visible, start above prior": "visible (louder)",
+                 "n at or below": "n others", "visible, start at or below": "visible (others)",
+                 "corr grain, start std": "corr grain, x_T std"}
 
 
 def grain_table_rows(rows: list[dict]) -> list[dict]:
@@ -182,6 +184,11 @@ def grain_table_rows(rows: list[dict]) -> list[dict]:
         r = {**r, "n": r.get("n", r.get("grain_n"))}
         out.append({name: r[k] for k, name in GRAIN_COLUMNS.items() if k in r})
     return out
+
+
+def start_amplitude_rows(rows: list[dict]) -> list[dict]:
+    """The FID set's grain split by each start's amplitude (`grain.start_amplitude`), one row per sampler that has it."""
+    return [{name: r[k] for k, name in START_COLUMNS.items()} for r in rows if "visible, start above prior" in r]
 
 
 SIZE_COLUMNS = {"data": "data", "teacher from the prior": "teacher, prior", "teacher from q(x_T | x_0)":
