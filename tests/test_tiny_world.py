@@ -176,3 +176,18 @@ def test_teacher_lr_schedule_warms_up_holds_and_decays_to_zero():
     assert all(a >= b for a, b in zip(lrs, lrs[1:])) and lrs[0] > 0.99e-3 and lrs[-1] == 0.0
     with pytest.raises(ValueError, match="decay_steps must be in"):
         TeacherConfig(steps=10, decay_steps=11)
+
+
+def test_committed_data_stays_under_its_budget():
+    """data/ ≤ 60 MB (issue 19): every file git tracks there, or every file on disk but training state without git."""
+    import subprocess
+
+    root = os.path.join(os.path.dirname(__file__), "..")
+    try:
+        files = subprocess.run(["git", "ls-files", "-z", "data"], cwd=root, capture_output=True, check=True,
+                               text=True).stdout.split("\0")
+    except (OSError, subprocess.CalledProcessError):
+        files = [os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(os.path.join(root, "data"))
+                 for f in fs if f != "train_state.pt"]
+    total = sum(os.path.getsize(os.path.join(root, f)) for f in files if f and os.path.exists(os.path.join(root, f)))
+    assert 1e6 < total <= 60e6, f"data/ holds {total / 1e6:.1f} MB; the budget is 60 MB"
