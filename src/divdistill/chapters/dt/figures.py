@@ -43,7 +43,8 @@ def dt_rows_figure(rows: dict, col_t: list[int], title: str, px: int = 96):
     h = min(px, max(first.shape[-2:]))
     nc = len(col_t)
     canvas = np.full((len(rows) * (h + 14) + 14, (2 * nc + 1) * (h + 2), 3), 255, np.uint8)
-    fig, ax = plt.subplots(figsize=(0.5 * (2 * nc + 1) * 1.1 + 1.6, 0.62 * len(rows) + 0.8))
+    width = 9.0  # inches: the tiles fill the page's width (the figure is shown at max-width 100%)
+    fig, ax = plt.subplots(figsize=(width, (width - 1.6) * canvas.shape[0] / canvas.shape[1] + 0.8))
     labels = []
     for r, (name, (ts, idx, xt, x0)) in enumerate(rows.items()):
         cols = _columns([ts[i] for i in idx], col_t)
@@ -54,12 +55,12 @@ def dt_rows_figure(rows: dict, col_t: list[int], title: str, px: int = 96):
                 tile = _tile(imgs[i], h)
                 canvas[y:y + tile.shape[0], x:x + tile.shape[1]] = tile
                 labels.append((x + h / 2, y - 2, f"t={ts[i]}"))
-        ax.text(-4, y + h / 2, name, ha="right", va="center", fontsize=7)
+        ax.text(-4, y + h / 2, name, ha="right", va="center", fontsize=8)
     ax.imshow(canvas, interpolation="nearest")
     for x, y, s in labels:
-        ax.text(x, y, s, ha="center", va="bottom", fontsize=4.5, color="#444")
-    ax.text(nc * (h + 2) / 2, -4, "x_t (what the model sees)", ha="center", va="bottom", fontsize=8)
-    ax.text((nc + 1 + nc / 2) * (h + 2), -4, "x̂0 (the DT: what it predicts)", ha="center", va="bottom", fontsize=8)
+        ax.text(x, y, s, ha="center", va="bottom", fontsize=6, color="#444")
+    ax.text(nc * (h + 2) / 2, -4, "x_t (what the model sees)", ha="center", va="bottom", fontsize=9)
+    ax.text((nc + 1 + nc / 2) * (h + 2), -4, "x̂0 (the DT: what it predicts)", ha="center", va="bottom", fontsize=9)
     ax.set_axis_off()
     fig.suptitle(title, fontsize=9, y=1.0)
     fig.tight_layout()
