@@ -74,6 +74,13 @@ def test_table_renders_html_with_paper_columns_marked():
         table([{"a": 1}], paper_columns=["b"])
 
 
+def test_only_long_text_cells_may_wrap():
+    """A model list may wrap when the table is wider than the page; '≤ 1.5×' and numbers never do."""
+    long = ", ".join(["lcm_ddil_reflected"] * 4)
+    html = table([{"bar": "≤ 1.5×", "students": long, "fid": 123456789.0}])._repr_html_()
+    assert html.count('class="dd-wrap"') == 1 and f'class="dd-wrap" style="text-align:left">{long}' in html
+
+
 def test_execution_is_cached_by_content_hash(tmp_path):
     import nbformat
 

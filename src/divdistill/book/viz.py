@@ -61,6 +61,7 @@ class Table:
     and as Markdown text elsewhere."""
 
     PAPER_STYLE = "background:#eef2f8;color:#1d3a6e;font-style:italic"
+    WRAP_AT = 40  # characters: a longer text cell may wrap (book/_static/divdistill.css), a shorter one never does
 
     def __init__(self, rows: list[dict], columns=None, digits: int = 3, paper_columns=(), caption: str = ""):
         self.rows, self.digits, self.caption = list(rows), digits, caption
@@ -76,7 +77,8 @@ class Table:
         style = ["text-align:right" if numeric else "text-align:left"]
         if col in self.paper_columns:
             style.append(self.PAPER_STYLE)
-        return f'<{tag} style="{";".join(style)}">{html.escape(text)}</{tag}>'
+        wrap = ' class="dd-wrap"' if tag == "td" and not numeric and len(text) > self.WRAP_AT else ""
+        return f'<{tag}{wrap} style="{";".join(style)}">{html.escape(text)}</{tag}>'
 
     def _repr_html_(self) -> str:
         import html
