@@ -11,6 +11,11 @@ from their train_state.pt. The teacher's stages are the lineage of the default w
 (teacher_attempts.json and the teacher's provenance; tests/test_ablation_world.py checks them against it), with its
 offset noise derived by the same rule on the ablation's own schedule. The students take the default world's
 iterations and batch from its students' provenance. `--preset micro` runs every stage at toy size (a CPU dry run).
+
+After install, for sd-schedule: `python scripts/retrain_world.py evaluate --variant sd-schedule` (its chapter JSON);
+re-record the two bit-identity references that pin this world (tests/test_trainer.py BEFORE trains on its teacher,
+tests/test_run_plan_callback.py BEFORE samples its dmd2/lcm/turbo/pd) with the code unchanged in the same commit, and
+drop pd from the latter's plans; reread the chapters' sentences about the ablation.
 """
 from __future__ import annotations
 

@@ -69,6 +69,7 @@ def test_set_prior_rewrites_every_schedule_and_the_world_follows(tmp_path):
     src = variant_dir("sd-schedule")
     shutil.copytree(os.path.join(src, "teacher"), root / "teacher")
     shutil.copytree(os.path.join(src, "students", "dmd2"), root / "students" / "dmd2")
+    set_world_prior(str(root), "unit")  # whatever prior the committed world declares, start from the unit one
     before = load_tiny_world(str(root), students=["dmd2"])
     out = set_world_prior(str(root), "marginal")
     assert out["prior_std"] == pytest.approx(prior_std(scheduler_config(1.0, "marginal")))
