@@ -26,6 +26,7 @@ import shutil
 import subprocess
 import sys
 
+from divdistill.distill.recipes import length_key
 from divdistill.tiny.loader import DEFAULT_VARIANT
 
 PY = sys.executable
@@ -80,14 +81,12 @@ def default_lengths(names, variant: str = DEFAULT_VARIANT) -> dict:
             raise SystemExit(f"no committed {variant} student {r!r} to take a length from ({path})")
         with open(path) as f:
             c = json.load(f)["config"]
-        key = "iters_per_stage" if r.startswith("pd") else "iters"
-        out[r] = [f"{key}={c[key]}", f"batch={c['batch']}"]
+        out[r] = [f"{length_key(r)}={c[length_key(r)]}", f"batch={c['batch']}"]
     return out
 
 
 def student_argvs(next_root: str, names, preset: str) -> dict:
-    lengths = default_lengths(names) if preset == "cpu" else {r: [("iters_per_stage" if r.startswith("pd") else
-                                                                   "iters") + "=2", "batch=4"] for r in names}
+    lengths = default_lengths(names) if preset == "cpu" else {r: [f"{length_key(r)}=2", "batch=4"] for r in names}
     return {r: [PY, "-m", "divdistill.distill", "train", r, "--root", next_root, "--probe-n", str(PROBE_N[preset]),
                 "--threads", "1", "--set", *lengths[r]] for r in names}
 

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 
-from divdistill.distill.recipes import RECIPES
+from divdistill.distill.recipes import RECIPES, length_key
 from divdistill.tiny.loader import DEFAULT_VARIANT
 
 PY = sys.executable
@@ -33,7 +33,7 @@ STUDENT_SETS = {
             "lcm_ddil_reflected": "iters=1200 batch=64",
             "pd": "iters_per_stage=450 batch=64", "pd_ddil": "iters_per_stage=450 batch=64",
             "turbo": "iters=1500 batch=32", "lightning": "iters=300 batch=32"},
-    "micro": {r: ("iters_per_stage=2" if r.startswith("pd") else "iters=2") + " batch=4" for r in RECIPES},
+    "micro": {r: f"{length_key(r)}=2 batch=4" for r in RECIPES},
 }
 STUDENT_SETS["bench"] = {r: ("iters_per_stage=10" if r.startswith("pd") else "iters=10" if r == "lightning" else
                              "iters=30") + " " + v.split(" ", 1)[1] for r, v in STUDENT_SETS["gpu"].items()}
@@ -134,12 +134,8 @@ SESSION = {  # seconds per phase, the teacher's arguments, student batch (defaul
 SESSION_CAP = 2.0  # at most 2x the gpu preset's iterations
 
 
-def _iters_key(recipe: str) -> str:
-    return "iters_per_stage" if recipe.startswith("pd") else "iters"
-
-
 def _preset_iters(recipe: str) -> int:
-    return int(dict(kv.split("=") for kv in STUDENT_SETS["gpu"][recipe].split())[_iters_key(recipe)])
+    return int(dict(kv.split("=") for kv in STUDENT_SETS["gpu"][recipe].split())[length_key(recipe)])
 
 
 def session_iters(recipe: str, sec_per_step: float, steps_per_iter: float, window: float) -> int:
@@ -156,7 +152,7 @@ def _prov(path: str) -> dict:
 
 def _student_argv(root: str, r: str, iters: int, probe_n: int, batch: int) -> list:
     return [PY, "-m", "divdistill.distill", "train", r, "--root", root, "--probe-n", str(probe_n), "--threads", "1",
-            "--set", f"{_iters_key(r)}={iters}", f"batch={batch}"]
+            "--set", f"{length_key(r)}={iters}", f"batch={batch}"]
 
 
 def session(variant: str, budget: float, out: str, preset: str = "gpu", work: str = os.path.join("runs", "session"),
@@ -211,9 +207,9 @@ def students_phase(variant, S, root, out, work, rec, left, t0) -> dict:
         p = _prov(os.path.join(scratch, "students", r))
         sps, spi = p["wall_time_s"] / p["steps"], p["steps"] / n_t[r]
         iters = min(session_iters(r, sps, spi, window), S.get("max_iters") or 10**9)
-        plan[r] = {"sec_per_step_timed": sps, "steps_per_iter": spi, "batch": batch[r], _iters_key(r): iters}
+        plan[r] = {"sec_per_step_timed": sps, "steps_per_iter": spi, "batch": batch[r], length_key(r): iters}
     rec["students"] = {"window_s": window, "plan": plan}
-    jobs = {r: _student_argv(root, r, plan[r][_iters_key(r)], S["probe_n"], batch[r]) for r in plan}
+    jobs = {r: _student_argv(root, r, plan[r][length_key(r)], S["probe_n"], batch[r]) for r in plan}
     jobs["teacher-eval"] = [PY, "-m", "divdistill.tiny", "evaluate", "--variant", variant, "--n", str(S["eval_n"])]
     rec["phases"]["students"] = launch(jobs, logs, left() - S["pack"])
     rec["wall_s"] = time.time() - t0

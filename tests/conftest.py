@@ -14,6 +14,16 @@ from divdistill.tiny.schedule import SD_SCHEDULE as NOISE_SCHEDULE
 from divdistill.tiny.teacher import unet_config
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+
+
+def load_script(name: str):
+    """A script of scripts/ (not a package) imported as a module, for its tests."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "scripts", f"{name}.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 STUDENT_TS = (999, 749, 499, 249)
 
 

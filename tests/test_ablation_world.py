@@ -1,23 +1,18 @@
 """The ablation-world driver (scripts/ablation_world.py): its teacher stages are the default teacher's committed
 lineage, stages chain and resume, the students take the default world's lengths, and install swaps the world."""
-import importlib.util
 import json
 import os
 import sys
 
 import pytest
+from conftest import load_script
 
 from divdistill.tiny.loader import DEFAULT_VARIANT, variant_dir
-
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 
 
 @pytest.fixture(scope="module")
 def aw():
-    spec = importlib.util.spec_from_file_location("ablation_world", os.path.join(ROOT, "scripts", "ablation_world.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("ablation_world")
 
 
 def _opts(args: str) -> dict:

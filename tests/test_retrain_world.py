@@ -1,24 +1,19 @@
 """The world-retraining driver (scripts/retrain_world.py) and the plateau table: argument handling, the jobs it
 launches, and the plateau rule on constructed provenance."""
-import importlib.util
 import json
 import os
 import sys
 
 import pytest
+from conftest import load_script
 
 from divdistill.chapters.students.report import plateau_rows
 from divdistill.distill.recipes import RECIPES
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-
 
 @pytest.fixture(scope="module")
 def rw():
-    spec = importlib.util.spec_from_file_location("retrain_world", os.path.join(ROOT, "scripts", "retrain_world.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("retrain_world")
 
 
 def test_every_recipe_has_a_length_in_every_preset(rw):

@@ -54,6 +54,12 @@ def recipe(name: str):
     return method, make()
 
 
+def length_key(name: str) -> str:
+    """The config field that sets a recipe's training length (--set): PD's iterations per halving stage, every other
+    method's iterations."""
+    return "iters_per_stage" if recipe(name)[0] == "pd" else "iters"
+
+
 def train(name: str, root: str, out: str, device: str = "cpu", progress: bool = True, probe_n: int = 0,
           **overrides) -> dict:
     """Train (or resume) the named recipe's student into `out`; probe_n > 0 probes FID/diversity half-way and at the
