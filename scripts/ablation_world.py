@@ -27,6 +27,7 @@ import subprocess
 import sys
 
 from divdistill.distill.recipes import length_key
+from divdistill.io import atomic_write_json
 from divdistill.tiny.loader import DEFAULT_VARIANT
 
 PY = sys.executable
@@ -92,7 +93,8 @@ def student_argvs(next_root: str, names, preset: str) -> dict:
 
 
 def install(root: str, next_root: str) -> list[str]:
-    """The finished next/ world replaces root's teacher and students; returns what was removed."""
+    """The finished next/ world replaces root's teacher and students (next/stages, the earlier teacher stages'
+    provenance, becomes teacher_stages/); returns what was removed."""
     if not done(os.path.join(next_root, "teacher")):
         raise SystemExit(f"{next_root}/teacher is not finished (no provenance.json)")
     new = sorted(d for d in os.listdir(os.path.join(next_root, "students")) if done(os.path.join(next_root,
@@ -104,11 +106,34 @@ def install(root: str, next_root: str) -> list[str]:
         full = os.path.join(root, p)
         shutil.rmtree(full) if os.path.isdir(full) else os.remove(full)
     shutil.rmtree(os.path.join(root, "teacher"))
-    shutil.move(os.path.join(next_root, "teacher"), os.path.join(root, "teacher"))
-    for d in new:
-        shutil.move(os.path.join(next_root, "students", d), os.path.join(old, d))
+    shutil.rmtree(os.path.join(root, "teacher_stages"), ignore_errors=True)
+    moves = [("teacher", "teacher")] + [(os.path.join("students", d), os.path.join("students", d)) for d in new]
+    if os.path.isdir(os.path.join(next_root, "stages")):  # the earlier stages' provenance (weights already dropped)
+        moves.append(("stages", "teacher_stages"))
+    paths = [(os.path.join(next_root, "stages"), os.path.join(root, "teacher_stages")), (next_root, root)]
+    for src, dst in moves:
+        shutil.move(os.path.join(next_root, src), os.path.join(root, dst))
+        for top, _, files in os.walk(os.path.join(root, dst)):
+            if "provenance.json" in files:
+                relocate(os.path.join(top, "provenance.json"), paths)
     shutil.rmtree(next_root)
     return removed
+
+
+def relocate(path: str, paths) -> None:
+    """Rewrite a moved checkpoint's provenance so the folders it names (init_from, root) are where they now are;
+    "relocated" records each (old, new) prefix. Written atomically."""
+    def fix(v):
+        if isinstance(v, str):
+            for a, b in paths:
+                if v == a or v.startswith(a + os.sep):
+                    return b + v[len(a):]
+            return v
+        return {k: fix(x) for k, x in v.items()} if isinstance(v, dict) else [fix(x) for x in v] if isinstance(
+            v, list) else v
+    with open(path) as f:
+        prov = json.load(f)
+    atomic_write_json(path, {**fix(prov), "relocated": [list(p) for p in paths]})
 
 
 def _run(argv: list) -> int:

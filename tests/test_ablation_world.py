@@ -74,12 +74,24 @@ def test_install_swaps_teacher_and_students_and_drops_stale_json(aw, tmp_path):
     for d, tag in (("teacher", "old"), ("students/dmd2", "old"), ("next/teacher", "new"),
                    ("next/students/dmd2", "new")):
         (root / d / "provenance.json").write_text(tag)
+    (root / "next" / "stages" / "stage1").mkdir(parents=True)
+    (root / "next" / "stages" / "stage1" / "provenance.json").write_text(json.dumps({"config": {"init_from": None}}))
+    (root / "next" / "teacher" / "provenance.json").write_text(json.dumps(
+        {"config": {"init_from": str(root / "next" / "stages" / "stage1"), "seed": 3}}))
+    (root / "next" / "students" / "dmd2" / "provenance.json").write_text(json.dumps(
+        {"config": {"root": str(root / "next")}, "metrics": {"probes": [{"step": 1}]}}))
     (root / "hybrid_eval.json").write_text("{}")
     (root / "students" / "eval.json").write_text("{}")
     removed = aw.install(str(root), str(root / "next"))
     assert sorted(removed) == sorted(["hybrid_eval.json", os.path.join("students", "eval.json"),
                                       os.path.join("students", "dmd2"), os.path.join("students", "pd")])
-    assert (root / "teacher" / "provenance.json").read_text() == "new"
+    teacher = json.loads((root / "teacher" / "provenance.json").read_text())
+    assert teacher["config"] == {"init_from": str(root / "teacher_stages" / "stage1"), "seed": 3}  # where it now is
+    student = json.loads((root / "students" / "dmd2" / "provenance.json").read_text())
+    assert student["config"]["root"] == str(root) and student["metrics"] == {"probes": [{"step": 1}]}
+    assert student["relocated"][-1] == [str(root / "next"), str(root)]
+    assert json.loads((root / "teacher_stages" / "stage1" / "provenance.json").read_text())["config"] == {
+        "init_from": None}
     assert sorted(os.listdir(root / "students")) == ["dmd2"] and not (root / "next").exists()
     with pytest.raises(SystemExit, match="not finished"):
         aw.install(str(root), str(root / "next"))
