@@ -71,3 +71,13 @@ def test_layout_snr_curves_match_sdxl_under_the_shift():
     c = layout_snr_curves(SNR_FACTOR)
     sdxl, sd, shifted_ = c.values()
     assert np.allclose(shifted_, sdxl, rtol=1e-9) and np.allclose(sdxl / sd, SNR_FACTOR)
+
+
+def test_analogue_default_students_are_those_the_world_has(tmp_path):
+    """An ablation world without pd (sd-schedule keeps dmd2, turbo, lcm) diagnoses the named students it has."""
+    from divdistill.chapters.tiny_world.measure import ANALOGUE_STUDENTS, analogue_students
+
+    for s in ("lcm", "dmd2", "lightning"):
+        (tmp_path / "students" / s).mkdir(parents=True)
+    assert analogue_students(str(tmp_path)) == ["dmd2", "lcm"] and ANALOGUE_STUDENTS[-1] == "pd"
+    assert analogue_students(str(tmp_path / "nowhere")) == []

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import numpy as np
 import torch
@@ -139,7 +140,13 @@ def diagnose(world: World, evaluator, names=None, n: int = 64, seed: int = 0,
 PROG = "python -m divdistill.chapters.tiny_world"
 
 
+ANALOGUE_STUDENTS = ("dmd2", "turbo", "lcm", "pd")  # the analogue's default students, where the world has them
 OUTPUTS = {"analogue": "analogue.json", "grain": "teacher_grain.json", "size": "teacher_size.json"}
+
+
+def analogue_students(root: str) -> list[str]:
+    """The analogue's default students: those of ANALOGUE_STUDENTS the world folder has (an ablation keeps fewer)."""
+    return [s for s in ANALOGUE_STUDENTS if os.path.isdir(os.path.join(root, "students", s))]
 
 
 def main(argv=None) -> int:
@@ -149,7 +156,6 @@ def main(argv=None) -> int:
 
 
 def _main(argv) -> int:
-    import os
     import time
 
     from ...io import atomic_write_json, provenance
@@ -162,10 +168,12 @@ def _main(argv) -> int:
     p.add_argument("--n", type=int, default=64, help="samples per case (size: per prompt and source)")
     p.add_argument("--n-fid", type=int, default=1000, help="grain: samples per sampler for FID_tiny (0: none)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--students", default="dmd2,turbo,lcm,pd", help="analogue: the students diagnosed (grain: all)")
+    p.add_argument("--students", default=None, help="analogue: the students diagnosed, comma-separated (default: "
+                   f"those of {','.join(ANALOGUE_STUDENTS)} the world has; '' the teacher alone; grain: all)")
     a = C.setup(p.parse_args(argv))
     t0 = time.time()
-    names = [s for s in a.students.split(",") if s]  # "" diagnoses the teacher alone
+    names = (analogue_students(variant_dir(a.variant)) if a.students is None
+             else [s for s in a.students.split(",") if s])  # "" diagnoses the teacher alone
     students = {"analogue": names, "grain": None, "size": []}[a.what]  # None: every student
     world = load_tiny_world(variant=a.variant, device=a.device, students=students)
     ev = load_evaluator(world.extras["evaluator_root"]).to(a.device)
