@@ -178,3 +178,13 @@ def test_notebook_runs_at_sdxl_against_the_fixture(sdxl_runs):
     assert {e["scale"] for e in summary} == {"sdxl"}
     pngs = sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert pngs >= 4  # grids, DT trajectories, Fig. 7, frontier
+
+
+def test_schedule_paragraph_marks_a_student_below_its_bar_provisional():
+    from divdistill.chapters.hybrid import report as R
+
+    res = next(r for r in (R.load_results(v) for v in R.VARIANTS) if r is not None)
+    plain = R.schedule_paragraph({"w": res})
+    marked = R.schedule_paragraph({"w": res}, {"w": [res["student"]], "other": ["x"]})
+    assert "provisional" not in plain and marked.startswith(plain) and f"There {res['student']} misses" in marked
+    assert R.schedule_paragraph({"w": res}, {"w": ["not-" + res["student"]]}) == plain

@@ -308,9 +308,10 @@ def summary_entries(res: dict) -> list[dict]:
     return ents
 
 
-def schedule_paragraph(by_variant: dict) -> str:
-    """One paragraph, generated from the numbers, on what the noise schedule does to C4 and C5."""
-    parts = []
+def schedule_paragraph(by_variant: dict, below: dict | None = None) -> str:
+    """One paragraph, generated from the numbers, on what the noise schedule does to C4 and C5; `below` {variant:
+    students over their FID_tiny bar} marks a variant whose hybrid student misses its bar as provisional."""
+    parts, below = [], below or {}
     for variant, res in by_variant.items():
         if res is None:
             parts.append(f"The **{variant}** world has no hybrid numbers yet (its models or its CLI run are not "
@@ -322,6 +323,8 @@ def schedule_paragraph(by_variant: dict) -> str:
                      f"control {_diff(res, 'diversity:student-control')}; hybrid − base 50 is "
                      f"{_diff(res, 'diversity:hybrid-base50')} and hybrid − student "
                      f"{_diff(res, 'diversity:hybrid-student')} (C5 {_word(v.get('C5'))}).")
+        if res["student"] in below.get(variant, ()):
+            parts.append(f"There {res['student']} misses its FID_tiny quality bar, so these verdicts are provisional.")
     return " ".join(parts)
 
 
