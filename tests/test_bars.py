@@ -121,12 +121,15 @@ def test_teacher_table_and_acceptance_rows_from_provenance():
             "adherence_shape": 0.85, "diversity_teacher_mean": 0.19, "diversity_data_mean": 0.187}
     prov = {"a": {"steps": 6500, "wall_time_s": 1.0, "config": {}, "metrics": {"final": {"fid": 90.0}}},
             "b": {"steps": 5000, "wall_time_s": 2.0, "config": {"init_from": "data/tiny/b/teacher/"}, "metrics": good},
-            "c": {"steps": 100, "wall_time_s": 3.0, "config": {"init_from": "data/tiny/a/teacher"}, "metrics": {}}}
+            "c": {"steps": 100, "wall_time_s": 3.0, "config": {"init_from": "data/tiny/a/teacher"}, "metrics": {}},
+            "d": {"steps": 668, "wall_time_s": 4.0, "config": {"init_from": "data/tiny/d/teacher_stages/stage2"},
+                  "metrics": {}}}
     rows = {r["variant"]: r for r in teacher_rows(prov)}
     assert rows["a"]["train steps"] == 6500 and rows["a"]["init from"] == "scratch"
     assert rows["a"]["FID_tiny vs data"] == 90.0  # the training probe's, before an evaluation
     assert rows["b"]["train steps"] == "+5,000" and rows["b"]["init from"] == "its previous version (git history)"
     assert rows["c"]["init from"] == "data/tiny/a/teacher"
+    assert rows["d"]["init from"] == "its stage 2 (teacher_stages/stage2/provenance.json)"
     acc = acceptance_rows(prov)
     assert [r["variant"] for r in acc] == ["b"] and acc[0]["n"] == 1000
     assert acc[0]["factor:bg"] and not acc[0]["factor:shape"] and not acc[0]["all"]
@@ -189,3 +192,19 @@ def test_the_committed_attempt_is_its_weights_on_its_worlds_prior():
     assert committed_attempt(rows, "b", "unit")["run"] == "r5"
     assert committed_attempt(rows, "b", "marginal")["run"] == "r5 marginal"
     assert committed_attempt(rows, "c", "unit") is None
+
+
+def test_bar_reasons_read_where_along_the_run_fid_was_lowest():
+    """A student over its bar gets a reason from its probe curve: lowest at the first probe (degrades), at the last
+    (still improving) or between; a student within its bar gets none."""
+    from divdistill.chapters.students.report import bar_reasons
+
+    def row(s, ok, fid=40.0):
+        return {"student": s, "meets bar": ok, "FID_tiny": fid, "÷ teacher's": fid / 10, "bar": "≤ 1.5×"}
+
+    curves = {"a": [(73, 59.8, 9.0), (146, 78.2, 9.0), (293, 86.3, 9.0)], "b": [(10, 50.0, 1.0), (20, 45.0, 1.0)],
+              "c": [(10, 50.0, 1.0), (20, 30.0, 1.0), (30, 40.0, 1.0)], "ok": [(1, 1.0, 0.0), (2, 2.0, 0.0)]}
+    got = bar_reasons([row("a", False), row("b", False), row("c", False), row("ok", True), row("d", False)], curves)
+    assert len(got) == 4 and got[0].startswith("a misses its bar: FID_tiny 40.0, 4.00× the teacher's against 1.5×.")
+    assert "59.8 → 78.2 → 86.3" in got[0] and "lowest at the first, step 73" in got[0]
+    assert "still falling" in got[1] and "lowest at step 20 of 30" in got[2] and got[3].endswith("against 1.5×.")

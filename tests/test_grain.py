@@ -131,6 +131,10 @@ def test_grain_summary_reads_every_number_from_the_diagnosis():
     assert "N(0, I), the acceptance sampler leaves a 90th percentile of 10.1 levels" in text and "N(0, (1 − ᾱ_T) I), 1.9" in text
     assert "carries 2.6% more noise" in text and "11% of the noise's fine scale" in text and "0.23% and 3.4%" in text
     assert "samples from the marginal prior" in text and "starting noise" not in grain_summary(g)
+    assert "raising the terminal SNR made it visible" in text  # a shifted schedule; SD's own is said to be SD's:
+    sd = {**pr, "prior_excess": {**pr["prior_excess"], "world": pr["prior_excess"]["SD"]}}
+    text = grain_summary({**g, **sd})
+    assert "SD's own schedule, so these are SDXL's numbers too" in text and "raising" not in text
     g["sampler"][3]["grain_p90"] = 5.0  # a grainy stochastic sampler: no claim that the grain is DDIM's
     assert "deterministic path" not in grain_summary(g)
     assert grain_summary(None).startswith("No grain diagnosis")

@@ -23,6 +23,9 @@ def _init_label(variant: str, init: str | None) -> str:
     """Where a teacher started: from scratch, its own previous version (a continued run), or another teacher."""
     if not init:
         return "scratch"
+    parent, stage = os.path.split(init.rstrip("/"))
+    if parent.endswith(f"{variant}/teacher_stages"):  # scripts/ablation_world.py keeps its stages' provenance there
+        return f"its {stage.replace('stage', 'stage ')} (teacher_stages/{stage}/provenance.json)"
     return "its previous version (git history)" if init.rstrip("/").endswith(f"{variant}/teacher") else init
 
 
@@ -83,15 +86,19 @@ def prior_summary(g: dict) -> str:
     p = {r["prior"]: r for r in g["prior"]}
     w, sd = g["prior_excess"]["world"], g["prior_excess"]["SD"]
     own = next(r["prior"] for r in g["prior"] if r["world's"])
-    return (f"The starting noise matters. Started from N(0, I), the acceptance sampler leaves a 90th percentile of "
+    text = (f"The starting noise matters. Started from N(0, I), the acceptance sampler leaves a 90th percentile of "
             f"{p['unit']['grain_p90']:.1f} levels (correlation with the noise's fine scale "
             f"{p['unit']['corr with x_T']:.2f}); started from the same draws scaled to the marginal prior "
             f"N(0, (1 − ᾱ_T) I), {p['marginal']['grain_p90']:.1f} ({p['marginal']['corr with x_T']:.2f}). On this "
             f"world's schedule (ᾱ_T = {w['alpha_T']:.3f}) a unit prior carries {w['excess']:.1%} more noise than "
             f"q(x_T) at the pixel scale, where the data has no variance; read as x̂0 at the first step that is "
-            f"{w['in x0']:.0%} of the noise's fine scale. On SD's schedule the same numbers are {sd['excess']:.2%} "
-            f"and {sd['in x0']:.1%}: the approximation is harmless on SDXL's schedule, and raising the terminal SNR "
-            f"made it visible here. This world samples from the {own} prior.")
+            f"{w['in x0']:.0%} of the noise's fine scale.")
+    if w["alpha_T"] > 2 * sd["alpha_T"]:  # a shifted schedule: the terminal SNR was raised above SD's
+        text += (f" On SD's schedule the same numbers are {sd['excess']:.2%} and {sd['in x0']:.1%}: the approximation "
+                 "is harmless on SDXL's schedule, and raising the terminal SNR made it visible here.")
+    else:
+        text += " This is SD's own schedule, so these are SDXL's numbers too."
+    return text + f" This world samples from the {own} prior."
 
 
 def grain_summary(g: dict | None, attempts: list[dict] = ()) -> str:
