@@ -182,9 +182,10 @@ def test_notebook_runs_at_sdxl_against_the_fixture(sdxl_runs):
 
 def test_schedule_paragraph_marks_a_student_below_its_bar_provisional():
     from divdistill.chapters.hybrid import report as R
+    from divdistill.chapters.hybrid.schedules import schedule_paragraph
 
     res = next(r for r in (R.load_results(v) for v in R.VARIANTS) if r is not None)
-    plain = R.schedule_paragraph({"w": res})
-    marked = R.schedule_paragraph({"w": res}, {"w": [res["student"]], "other": ["x"]})
+    plain = schedule_paragraph({"w": res})
+    marked = schedule_paragraph({"w": res}, {"w": [res["student"]], "other": ["x"]})
     assert "provisional" not in plain and marked.startswith(plain) and f"There {res['student']} misses" in marked
-    assert R.schedule_paragraph({"w": res}, {"w": ["not-" + res["student"]]}) == plain
+    assert schedule_paragraph({"w": res}, {"w": ["not-" + res["student"]]}) == plain
