@@ -25,6 +25,7 @@ from divdistill.tiny.loader import DEFAULT_VARIANT
 
 PY = sys.executable
 EVAL_JOBS = ("eval", "controls", "analogue", "grain", "size", "dt_curves", "hybrid", "covariate", "control", "prior")
+EVAL_NEEDS = {"covariate": ("pd",)}  # students an evaluation cannot run without (the covariate study distills PD)
 # The students' training length on one GPU (4-10x the samples of the CPU world's first students); iterations
 # and batch are the recipe's --set overrides and land in each student's provenance.
 STUDENT_SETS = {
@@ -94,6 +95,31 @@ def student_jobs(variant: str, preset: str, names) -> dict:
     return {f"{variant}-{r}": [PY, "-m", "divdistill.distill", "train", r, "--variant", variant,
                                "--probe-n", str(PROBE_N[preset]), "--threads", "1", "--set",
                                *STUDENT_SETS[preset][r].split()] for r in names}
+
+
+def missing_students(variant: str, job: str) -> str | None:
+    """Why `job` cannot run on the variant's committed world (a student it needs is absent), or None."""
+    have = os.path.join("data", "tiny", variant, "students")
+    gone = [s for s in EVAL_NEEDS.get(job, ()) if not os.path.isdir(os.path.join(have, s))]
+    return f"{job} needs the student(s) {gone}, which {variant} does not have ({have})" if gone else None
+
+
+def wanted_eval_jobs(variant: str, preset: str, names) -> dict:
+    """The named evaluations (default: all) of one variant; one that lacks a student it needs is an error when named,
+    skipped with a line saying why when not."""
+    out = {}
+    for k, job in eval_jobs(variant, preset).items():
+        name = k.split("-", 2)[-1]
+        if names and name not in names:
+            continue
+        why = missing_students(variant, name)
+        if why and names:
+            raise SystemExit(why)
+        if why:
+            print(f"skip {k}: {why}", flush=True)
+            continue
+        out[k] = job
+    return out
 
 
 def eval_jobs(variant: str, preset: str) -> dict:
@@ -287,8 +313,7 @@ def main(argv=None) -> int:
         elif a.stage == "students":
             jobs.update(student_jobs(v, a.preset, a.names or RECIPES))
         else:
-            wanted = a.names or EVAL_JOBS
-            jobs.update({k: j for k, j in eval_jobs(v, a.preset).items() if k.split("-", 2)[-1] in wanted})
+            jobs.update(wanted_eval_jobs(v, a.preset, a.names))
     res = launch(jobs, a.logs, a.timeout)
     failed = [k for k, (rc, _) in res.items() if rc]
     print("failed:", failed or "none", flush=True)

@@ -44,6 +44,19 @@ def test_evaluation_jobs_cover_every_chapter_json(rw):
     assert [k.split("-", 2)[-1] for k in jobs] == list(rw.EVAL_JOBS)
 
 
+def test_an_evaluation_without_the_students_it_needs_is_skipped_or_refused(rw, tmp_path, monkeypatch, capsys):
+    """The covariate study distills PD: on a world without pd it is skipped (all evaluations) or refused (named)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data" / "tiny" / "w" / "students" / "dmd2").mkdir(parents=True)
+    jobs = rw.wanted_eval_jobs("w", "micro", [])
+    assert "w-covariate" not in jobs and "w-eval" in jobs and "skip w-covariate: covariate needs" in capsys.readouterr().out
+    assert list(rw.wanted_eval_jobs("w", "micro", ["eval"])) == ["w-eval"]
+    with pytest.raises(SystemExit, match=r"covariate needs the student\(s\) \['pd'\], which w does not have"):
+        rw.wanted_eval_jobs("w", "micro", ["covariate"])
+    (tmp_path / "data" / "tiny" / "w" / "students" / "pd").mkdir()
+    assert "w-covariate" in rw.wanted_eval_jobs("w", "micro", [])
+
+
 def test_unknown_names_get_clear_errors(rw):
     with pytest.raises(SystemExit, match="unknown recipe 'nope'; valid: .*dmd2"):
         rw.main(["students", "nope"])
