@@ -13,9 +13,9 @@ offset noise derived by the same rule on the ablation's own schedule. The studen
 iterations and batch from its students' provenance. `--preset micro` runs every stage at toy size (a CPU dry run).
 
 After install, for sd-schedule: `python scripts/retrain_world.py evaluate --variant sd-schedule` (its chapter JSON);
-re-record the two bit-identity references that pin this world (tests/test_trainer.py BEFORE trains on its teacher,
-tests/test_run_plan_callback.py BEFORE samples its dmd2/lcm/turbo/pd) with the code unchanged in the same commit, and
-drop pd from the latter's plans; reread the chapters' sentences about the ablation.
+re-record the two regression references that pin this world (tests/test_trainer.py BEFORE trains on its teacher,
+tests/test_run_plan_callback.py BEFORE samples its dmd2/lcm/turbo) with the code unchanged in the same commit; reread
+the chapters' sentences about the ablation.
 """
 from __future__ import annotations
 
@@ -124,13 +124,15 @@ def relocate(path: str, paths) -> None:
     """Rewrite a moved checkpoint's provenance so the folders it names (init_from, root) are where they now are;
     "relocated" records each (old, new) prefix. Written atomically."""
     def fix(v):
+        if isinstance(v, dict):
+            return {k: fix(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [fix(x) for x in v]
         if isinstance(v, str):
             for a, b in paths:
                 if v == a or v.startswith(a + os.sep):
                     return b + v[len(a):]
-            return v
-        return {k: fix(x) for k, x in v.items()} if isinstance(v, dict) else [fix(x) for x in v] if isinstance(
-            v, list) else v
+        return v
     with open(path) as f:
         prov = json.load(f)
     atomic_write_json(path, {**fix(prov), "relocated": [list(p) for p in paths]})

@@ -36,8 +36,8 @@ STUDENT_SETS = {
             "turbo": "iters=1500 batch=32", "lightning": "iters=300 batch=32"},
     "micro": {r: f"{length_key(r)}=2 batch=4" for r in RECIPES},
 }
-STUDENT_SETS["bench"] = {r: ("iters_per_stage=10" if r.startswith("pd") else "iters=10" if r == "lightning" else
-                             "iters=30") + " " + v.split(" ", 1)[1] for r, v in STUDENT_SETS["gpu"].items()}
+STUDENT_SETS["bench"] = {r: f"{length_key(r)}={10 if length_key(r) == 'iters_per_stage' or r == 'lightning' else 30} "
+                             + v.split(" ", 1)[1] for r, v in STUDENT_SETS["gpu"].items()}
 TEACHER_ARGS = {"gpu": "--steps 6500 --batch 64 --offset-noise-start 5000 --ema 0.999 --ckpt-every 500 --probe-n 200",
                 "micro": "--steps 4 --batch 4 --offset-noise-start 2 --ckpt-every 2 --probe-n 8",
                 "bench": "--steps 100 --batch 64 --ckpt-every 500"}

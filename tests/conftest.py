@@ -24,6 +24,8 @@ def load_script(name: str):
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
 STUDENT_TS = (999, 749, 499, 249)
 
 

@@ -117,6 +117,8 @@ def spread_by_sampler(res: dict, root: str) -> dict[str, list[float]]:
 def bar_reasons(rows: list[dict], curves: dict[str, list]) -> list[str]:
     """Why each student that misses its bar (`quality_rows`) misses it, read from its probe curve (step, FID, std):
     where along its run FID_tiny was lowest says whether more of the same recipe could reach the bar."""
+    from ...distill.bars import best_checkpoint
+
     out = []
     for r in rows:
         if r["meets bar"]:
@@ -125,16 +127,14 @@ def bar_reasons(rows: list[dict], curves: dict[str, list]) -> list[str]:
         ratio = r["÷ teacher's"]
         text = f"{s} misses its bar: FID_tiny {r['FID_tiny']:.1f}, {ratio:.2f}× the teacher's against {r['bar'][2:]}."
         if len(curve) >= 2:
-            fids = [f for _, f, _ in curve]
-            best = min(range(len(curve)), key=lambda i: (fids[i], -curve[i][0]))
-            path = " → ".join(f"{f:.1f}" for f in fids)
-            if best == 0:
-                text += (f" Its probes ({path}) were lowest at the first, step {curve[0][0]}, and rose after: on this "
+            best, path = best_checkpoint(curve), " → ".join(f"{f:.1f}" for _, f, _ in curve)
+            if best == curve[0][0]:
+                text += (f" Its probes ({path}) were lowest at the first, step {best}, and rose after: on this "
                          "world the recipe got worse as it trained, so training it longer is not the remedy.")
-            elif best == len(curve) - 1:
+            elif best == curve[-1][0]:
                 text += f" Its probes ({path}) were still falling at the last: a longer run might reach the bar."
             else:
-                text += (f" Its probes ({path}) were lowest at step {curve[best][0]} of {curve[-1][0]} and rose "
+                text += (f" Its probes ({path}) were lowest at step {best} of {curve[-1][0]} and rose "
                          "after: the recipe peaked before its end.")
         out.append(text)
     return out
