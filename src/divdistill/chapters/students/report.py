@@ -138,3 +138,31 @@ def bar_reasons(rows: list[dict], curves: dict[str, list]) -> list[str]:
                          "after: the recipe peaked before its end.")
         out.append(text)
     return out
+
+
+def _change_text(changes: dict) -> str:
+    return "; ".join(f"{k} {a} → {b}" for k, (a, b) in sorted(changes.items()))
+
+
+def attempt_rows(root: str) -> list[dict]:
+    """The world's diagnostic runs (distill/attempts.py) beside the shipped student they vary: what changed, the
+    probe curves of both, and each run's lowest probe over the teacher's own probe at the same n (FID_tiny's bias
+    depends on n, so only equal-n numbers are compared)."""
+    from ...distill.attempts import load_attempts
+    from ...distill.bars import probe_curve
+
+    with open(os.path.join(root, "teacher", "provenance.json")) as f:
+        teacher = json.load(f)["metrics"].get("final")  # the teacher's probe: 50 DDIM steps, n × 3 seeds
+    rows, path = [], lambda c: " → ".join(f"{x:.1f}" for _, x, _ in c)  # noqa: E731
+    for rec in load_attempts(root):
+        shipped = _provenance(root, rec["student"])
+        ref = probe_curve(shipped["metrics"], shipped["steps"]) if shipped else []
+        best = {s: f for s, f, _ in rec["curve"]}[rec["chosen_step"]]
+        rows.append({"student": rec["student"], "tried": rec["label"], "changed": _change_text(rec["changes"]),
+                     "probes, shipped": path(ref) if ref else "–", "probes, this run": path(rec["curve"]),
+                     "lowest (step)": f"{best:.1f} ({rec['chosen_step']})",
+                     "÷ teacher's probe": round(best / teacher["fid"], 2) if teacher else None,
+                     "shipped lowest ÷ teacher's": (round(min(f for _, f, _ in ref) / teacher["fid"], 2)
+                                                    if ref and teacher else None),
+                     "wall (s)": round(rec["wall_time_s"])})
+    return rows

@@ -199,7 +199,8 @@ def start_amplitude_rows(rows: list[dict]) -> list[dict]:
 
 
 SIZE_COLUMNS = {"data": "data", "teacher from the prior": "teacher, prior", "teacher from q(x_T | x_0)":
-                "teacher, real layout"}
+                "teacher, real layout", "teacher from a Gaussian with q(x_T)'s moments": "teacher, Gaussian q(x_T)",
+                "teacher from the prior + its training's offset noise": "teacher, prior + offset"}
 
 
 def size_table_rows(d: dict) -> list[dict]:
@@ -244,4 +245,25 @@ def size_summary(d: dict | None) -> str:
     else:
         text += ": not clearly more than nothing, so the misses are not the first steps' alone."
     out.append(text)
-    return "\n\n".join(out)
+    closer = _closer_priors(d, pool, ci, fmt)
+    return "\n\n".join(out + ([closer] if closer else []))
+
+
+def _closer_priors(d: dict, pool: dict, ci, fmt) -> str:
+    """The two priors closer to q(x_T) (size.py's last sources), when the diagnosis has them."""
+    from ...stats import verdict
+    from .size import SOURCES, start_gap
+
+    gauss, offset = SOURCES[3], SOURCES[4]
+    if (gauss, "any") not in pool or (offset, "any") not in pool:
+        return ""
+    gaps = {s: start_gap(d["rows"], None, s) for s in (gauss, offset)}
+    lifts = [s for s in (gauss, offset) if verdict(gaps[s], ">") is True]
+    text = (f"Two priors closer to q(x_T), neither handing over a scene: a Gaussian with q(x_T)'s mean and covariance "
+            f"(the data's, from {d.get('moment_scenes', 0):,} scenes) puts {ci(gauss)} on the named side "
+            f"({fmt(gaps[gauss])} against the prior), and the prior plus the offset noise the teacher trained with "
+            f"(σ_o = {d.get('offset_noise', 0):.2f}) {ci(offset)} ({fmt(gaps[offset])}).")
+    if lifts:
+        return text + " A closer prior clearly lifts the share, so part of the miss is the prior's."
+    return text + (" Neither clearly lifts it: what the prior lacks is not a moment or a noise scale but a real "
+                   "shape, which no prompt-free start can hand over.")

@@ -4,14 +4,20 @@ them, for three sources on the same prompts:
 
 - the data (the prompt's own scenes: what the evaluator reads on real images, the ceiling);
 - the teacher on its acceptance plan (50 DDIM steps, CFG 4) from the world's sampling prior;
-- the same plan started at t = 999 from those data scenes forward-diffused, q(x_T | x_0) (handed a real layout).
+- the same plan started at t = 999 from those data scenes forward-diffused, q(x_T | x_0) (handed a real layout);
+- two priors closer to q(x_T) that still hand over no scene: a Gaussian with q(x_T)'s mean and covariance
+  (√ᾱ_T·g + the prior's noise, g ~ N(μ, Σ) of the data), and the prior plus the offset noise the teacher trained with.
 
 When the second misses and the third does not, the teacher renders a size it is given and fails to decide one from
-noise: a failure of the first steps, not of rendering.
+noise: a failure of the first steps, not of rendering. When the last two miss as the second does, no prompt-free
+prior with q(x_T)'s moments or the training's noise closes the gap: what the prior lacks is a real shape.
 
 `python -m divdistill.chapters.tiny_world --what size --variant V` writes <variant>/teacher_size.json.
 """
 from __future__ import annotations
+
+import json
+import os
 
 import numpy as np
 import torch
@@ -23,12 +29,37 @@ from ...sampling import run_plan
 from ...stats import Estimate, bootstrap, bootstrap_diff
 from ...tiny.evaluator import SMALL_LARGE_SPLIT
 from ...tiny.quality import EVAL_PROMPTS
-from ...tiny.schedule import prior_of
-from ...tiny.world import SIZE_WORDS, parse_prompt, scenes_for_prompt
+from ...tiny.schedule import alpha_T, prior_of
+from ...tiny.world import SIZE_WORDS, parse_prompt, sample_scenes, scenes_for_prompt
 from .measure import forward_diffuse
 
 SIZE_PROMPTS = tuple(p for p in EVAL_PROMPTS if parse_prompt(p)["size"] is not None)
-SOURCES = ("data", "teacher from the prior", "teacher from q(x_T | x_0)")
+SOURCES = ("data", "teacher from the prior", "teacher from q(x_T | x_0)", "teacher from a Gaussian with q(x_T)'s moments",
+           "teacher from the prior + its training's offset noise")
+MOMENT_SCENES = 8000  # data scenes behind the Gaussian's mean and covariance (3,072 values each)
+
+
+class MomentStarts:
+    """x_T = √ᾱ_T·g + (the prior's noise), g ~ N(μ, Σ) with the data's mean and covariance: the Gaussian whose first
+    two moments are q(x_T)'s (its noise part exactly the world's prior; no real scene inside)."""
+
+    def __init__(self, alpha_T: float, n_scenes: int = MOMENT_SCENES, seed: int = 0):
+        x = sample_scenes(n_scenes, seed=80_000 + seed).images.reshape(n_scenes, -1).double()  # (N, 3072)
+        self.mu, cov = x.mean(0), torch.cov(x.T)
+        self.L = torch.linalg.cholesky(cov + 1e-6 * torch.eye(len(cov), dtype=cov.dtype))  # jitter: N may be < 3,072
+        self.scale = alpha_T ** 0.5
+
+    def __call__(self, noise: torch.Tensor, seed: int) -> torch.Tensor:
+        z = torch.randn(len(noise), len(self.mu), generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+        g = (self.mu + z @ self.L.T).reshape(noise.shape)  # (B, C, H, W) ~ N(μ, Σ)
+        return (self.scale * g + noise.double().cpu()).float()
+
+
+def offset_starts(noise: torch.Tensor, offset_noise: float, alpha_T: float, seed: int) -> torch.Tensor:
+    """The prior's noise plus the training's offset noise at t = 999: √(1 − ᾱ_T)·σ_o·n, n ~ N(0, 1) per image and
+    channel (tiny/teacher.py adds σ_o·n to ε), so the start has q(x_T)'s noise at every scale and no signal."""
+    n = torch.randn(len(noise), noise.shape[1], 1, 1, generator=torch.Generator().manual_seed(seed))  # (B, C, 1, 1)
+    return noise.cpu() + (1 - alpha_T) ** 0.5 * offset_noise * n
 
 
 def on_named_side(sizes: torch.Tensor, named: int) -> np.ndarray:
@@ -46,11 +77,16 @@ def _row(prompt: str, source: str, sizes: torch.Tensor, named: int) -> dict:
             "mean size": float(sizes.float().mean())}
 
 
-def size_rows(world: World, evaluator, n: int = 100, seed: int = 0, prompts=SIZE_PROMPTS) -> list[dict]:
-    """One row per (size-naming prompt, source): the per-image on-named-side flags and the mean read size (pixels)."""
+def size_rows(world: World, evaluator, n: int = 100, seed: int = 0, prompts=SIZE_PROMPTS, offset_noise: float = 0.0,
+              moment_scenes: int = MOMENT_SCENES) -> list[dict]:
+    """One row per (size-naming prompt, source): the per-image on-named-side flags and the mean read size (pixels).
+    `offset_noise`: the σ_o the teacher trained with (its provenance)."""
+    if not offset_noise >= 0:
+        raise ValueError(f"offset_noise must be >= 0 (the teacher's training σ_o), got {offset_noise!r}")
     plan = base(world)  # the acceptance plan: 50 DDIM steps, CFG 4, first step t = 999
-    t0 = int(plan.timesteps[0])
+    t0, a_T = int(plan.timesteps[0]), alpha_T(world.extras["schedule"])
     ac = world.spec(world.base_name).make_scheduler().alphas_cumprod
+    moments = MomentStarts(a_T, moment_scenes, seed)
     read = lambda x: evaluator.predict(x.float().clamp(-1, 1))["size"]  # noqa: E731  (B,) pixels
     rows = []
     with torch.no_grad():
@@ -60,10 +96,14 @@ def size_rows(world: World, evaluator, n: int = 100, seed: int = 0, prompts=SIZE
                 raise ValueError(f"prompt {p!r} names no size; valid sizes: {SIZE_WORDS}")
             sc = scenes_for_prompt(p, n, seed=90_000 + 100 * seed + j)
             seeds = [seed * 10_000 + 100 * j + i for i in range(n)]
-            x_T = forward_diffuse(sc.images, t0, ac, seed=seed * 100 + j).to(world.device)  # (B, C, H, W)
+            noise = world.noise(seeds)  # (B, C, H, W): the prior's draws, shared by the last two starts
+            k = seed * 100 + j  # one start seed per prompt; the two priors' extra draws offset from it
+            starts = (None, forward_diffuse(sc.images, t0, ac, seed=k), moments(noise, 50_000 + k),
+                      offset_starts(noise, offset_noise, a_T, 60_000 + k))
             rows.append(_row(p, SOURCES[0], read(sc.images), named))
-            rows.append(_row(p, SOURCES[1], read(run_plan(world, plan, [p] * n, seeds, capture=False).images), named))
-            rows.append(_row(p, SOURCES[2], read(run_plan(world, plan, [p] * n, seeds, capture=False,
+            for source, x_T in zip(SOURCES[1:], starts):
+                x_T = None if x_T is None else x_T.to(world.device, world.dtype)
+                rows.append(_row(p, source, read(run_plan(world, plan, [p] * n, seeds, capture=False,
                                                           x_T=x_T).images), named))
     return rows
 
@@ -83,18 +123,32 @@ def pooled(rows: list[dict], source: str, named: str | None = None) -> dict:
     return {"source": source, "named": named or "any", "n": len(flags), "share": e.mean, "lo": e.lo, "hi": e.hi}
 
 
-def start_gap(rows: list[dict], named: str | None = None) -> Estimate:
-    """Share on the named side from q(x_T | x_0) minus from the prior (unpaired bootstrap over images): how much a
-    real layout at t = 999 adds to the teacher's size adherence."""
-    flags = {s: _flags(rows, s, named) for s in SOURCES[1:]}
+def start_gap(rows: list[dict], named: str | None = None, start: str = SOURCES[2]) -> Estimate:
+    """Share on the named side from another start (default q(x_T | x_0)) minus from the prior (unpaired bootstrap over
+    images): how much a real layout (or a closer prior) at t = 999 adds to the teacher's size adherence."""
+    if start not in SOURCES[2:]:
+        raise ValueError(f"unknown start {start!r}; valid: {list(SOURCES[2:])}")
+    flags = {s: _flags(rows, s, named) for s in (SOURCES[1], start)}
     if not all(flags.values()):
-        raise ValueError(f"no teacher rows for size {named!r}; sizes: {sorted({r['named'] for r in rows})}")
-    return bootstrap_diff(flags[SOURCES[2]], flags[SOURCES[1]])
+        raise ValueError(f"no teacher rows for size {named!r} and start {start!r}; sizes: "
+                         f"{sorted({r['named'] for r in rows})}, sources: {sorted({r['source'] for r in rows})}")
+    return bootstrap_diff(flags[start], flags[SOURCES[1]])
+
+
+def teacher_offset_noise(root: str | None) -> float:
+    """The offset noise σ_o a world's teacher trained with (its provenance config; 0 when none is recorded)."""
+    path = os.path.join(root or "", "teacher", "provenance.json")
+    if not root or not os.path.exists(path):
+        return 0.0
+    with open(path) as f:
+        return float(json.load(f)["config"].get("offset_noise") or 0.0)
 
 
 def diagnose_size(world: World, evaluator, n: int = 100, seed: int = 0) -> dict:
     """The rows above and their pooled shares for one world's teacher (teacher_size.json)."""
-    rows = size_rows(world, evaluator, n, seed)
+    sigma_o = teacher_offset_noise(world.extras.get("root"))
+    rows = size_rows(world, evaluator, n, seed, offset_noise=sigma_o)
     summary = [pooled(rows, s, w) for s in SOURCES for w in (None, *SIZE_WORDS)]
-    return {"variant": world.extras.get("variant"), "n": n, "split": SMALL_LARGE_SPLIT,
-            "prior": prior_of(world.extras.get("schedule", {})), "rows": rows, "pooled": summary}
+    return {"variant": world.extras.get("variant"), "n": n, "split": SMALL_LARGE_SPLIT, "offset_noise": sigma_o,
+            "moment_scenes": MOMENT_SCENES, "prior": prior_of(world.extras.get("schedule", {})), "rows": rows,
+            "pooled": summary}

@@ -1,0 +1,78 @@
+"""Diagnostic student runs (distill/attempts.py): a record's recipe changes against the shipped student, its probe
+curve and FID-chosen step, replacing by (student, label), clear errors, the CLI, and the students chapter's rows."""
+import json
+import os
+
+import pytest
+
+from divdistill.chapters.students.report import attempt_rows
+from divdistill.distill.__main__ import main as distill_main
+from divdistill.distill.attempts import attempt_record, load_attempts, record_attempt, recipe_changes
+
+
+def _write(folder, config, probes, final, steps, teacher_final=None):
+    os.makedirs(folder, exist_ok=True)
+    metrics = {"probes": {str(k): {"fid": f, "fid_std": 1.0} for k, f in probes.items()},
+               "final_probe": {"fid": final, "fid_std": 1.0}} if probes else {}
+    if teacher_final is not None:
+        metrics = {"final": {"fid": teacher_final, "fid_std": 1.0, "n": 200}}
+    with open(os.path.join(folder, "provenance.json"), "w") as f:
+        json.dump({"config": config, "metrics": metrics, "steps": steps, "created": "2026-12-06T00:00:00Z",
+                   "git_commit": "abc", "device": "cpu x1", "wall_time_s": 12.0}, f)
+
+
+@pytest.fixture
+def world(tmp_path):
+    root = tmp_path / "w"
+    base = {"method": "dmd2", "iters": 40, "real_guidance": 4.0, "seed": 0}
+    _write(root / "teacher", {}, None, None, 0, teacher_final=30.0)
+    _write(root / "students" / "dmd2", base, {10: 60.0, 20: 78.0, 30: 82.0}, 86.0, 40)
+    _write(tmp_path / "run" / "students" / "dmd2", {**base, "real_guidance": 2.0}, {10: 50.0, 20: 40.0, 30: 45.0},
+           47.0, 40)
+    return str(root), str(tmp_path / "run" / "students" / "dmd2")
+
+
+def test_changes_and_record(world):
+    root, run = world
+    assert recipe_changes({"a": 1, "b": 2}, {"a": 1, "b": 3, "c": 0}) == {"b": [3, 2], "c": [0, None]}
+    rec = attempt_record(run, os.path.join(root, "students", "dmd2"), "guidance 2")
+    assert rec["changes"] == {"real_guidance": [4.0, 2.0]}
+    assert rec["curve"][-1][:2] == (40, 47.0) and rec["chosen_step"] == 20  # the lowest FID probe
+    assert rec["student"] == "dmd2" and rec["wall_time_s"] == 12.0
+
+
+def test_record_replaces_by_label_and_rows(world):
+    root, run = world
+    assert load_attempts(root) == []
+    record_attempt(root, run, "dmd2", "guidance 2")
+    record_attempt(root, run, "dmd2", "guidance 2")  # the same label again replaces in place
+    rows = record_attempt(root, run, "dmd2", "guidance 2, again")
+    assert [r["label"] for r in rows] == ["guidance 2", "guidance 2, again"]
+    out = attempt_rows(root)
+    assert out[0]["changed"] == "real_guidance 4.0 → 2.0"
+    assert out[0]["probes, shipped"] == "60.0 → 78.0 → 82.0 → 86.0"
+    assert out[0]["lowest (step)"] == "40.0 (20)" and out[0]["÷ teacher's probe"] == pytest.approx(40 / 30, abs=0.01)
+    assert out[0]["shipped lowest ÷ teacher's"] == 2.0
+
+
+def test_clear_errors(world, tmp_path):
+    root, run = world
+    with pytest.raises(ValueError, match="label must say"):
+        attempt_record(run, os.path.join(root, "students", "dmd2"), " ")
+    with pytest.raises(FileNotFoundError, match="no provenance.json"):
+        attempt_record(str(tmp_path / "nowhere"), os.path.join(root, "students", "dmd2"), "x")
+    _write(tmp_path / "lcm", {"method": "lcm", "iters": 40}, {10: 1.0}, 2.0, 40)
+    with pytest.raises(ValueError, match="compare a run with the student of its own recipe"):
+        attempt_record(str(tmp_path / "lcm"), os.path.join(root, "students", "dmd2"), "x")
+    _write(tmp_path / "noprobe", {"method": "dmd2", "iters": 40}, None, None, 40)
+    with pytest.raises(ValueError, match="--probe-n"):
+        attempt_record(str(tmp_path / "noprobe"), os.path.join(root, "students", "dmd2"), "x")
+
+
+def test_cli_records(world, capsys):
+    root, run = world
+    assert distill_main(["record-attempt", "dmd2", "--student", run, "--label", "guidance 2", "--root", root]) == 0
+    assert "changed ['real_guidance']" in capsys.readouterr().out
+    assert len(load_attempts(root)) == 1
+    assert distill_main(["record-attempt", "nope", "--student", run, "--label", "x", "--root", root]) != 0
+    assert "unknown recipe 'nope'" in capsys.readouterr().err
