@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from divdistill.chapters.students.report import attempt_rows
+from divdistill.chapters.students.report import attempt_rows, attempt_summary
 from divdistill.distill.__main__ import main as distill_main
 from divdistill.distill.attempts import attempt_record, load_attempts, record_attempt, recipe_changes
 
@@ -53,6 +53,24 @@ def test_record_replaces_by_label_and_rows(world):
     assert out[0]["probes, shipped"] == "60.0 → 78.0 → 82.0 → 86.0"
     assert out[0]["lowest (step)"] == "40.0 (20)" and out[0]["÷ teacher's probe"] == pytest.approx(40 / 30, abs=0.01)
     assert out[0]["shipped lowest ÷ teacher's"] == 2.0
+    text = attempt_summary(root)
+    assert "lowest probe 40.0 at step 20, 1.33× the teacher's probe; clearly lower than the shipped student's lowest, " \
+           "60.0" in text
+    assert "It rose from 40.0 half-way to 47.0 at its end" in text  # +7 against a seed spread of 1
+
+
+def test_summary_within_spread_and_stable(world):
+    root, run = world
+    _write(run, {"method": "dmd2", "iters": 40, "real_guidance": 1.0, "seed": 0}, {10: 61.0, 20: 60.5, 30: 60.2},
+           60.0, 40)
+    record_attempt(root, run, "dmd2", "guidance 1")
+    text = attempt_summary(root)
+    assert "within the seed spread of the shipped student's lowest" in text and "stayed stable" in text
+
+
+def test_summary_without_records(world):
+    root, _ = world
+    assert attempt_summary(root) == "No diagnostic runs are recorded for this world." and attempt_rows(root) == []
 
 
 def test_clear_errors(world, tmp_path):

@@ -144,25 +144,60 @@ def _change_text(changes: dict) -> str:
     return "; ".join(f"{k} {a} → {b}" for k, (a, b) in sorted(changes.items()))
 
 
-def attempt_rows(root: str) -> list[dict]:
-    """The world's diagnostic runs (distill/attempts.py) beside the shipped student they vary: what changed, the
-    probe curves of both, and each run's lowest probe over the teacher's own probe at the same n (FID_tiny's bias
-    depends on n, so only equal-n numbers are compared)."""
+def _attempts(root: str):
+    """(record, the shipped student's probe curve, the teacher's probe FID or None) per diagnostic run."""
     from ...distill.attempts import load_attempts
     from ...distill.bars import probe_curve
 
     with open(os.path.join(root, "teacher", "provenance.json")) as f:
         teacher = json.load(f)["metrics"].get("final")  # the teacher's probe: 50 DDIM steps, n × 3 seeds
-    rows, path = [], lambda c: " → ".join(f"{x:.1f}" for _, x, _ in c)  # noqa: E731
     for rec in load_attempts(root):
         shipped = _provenance(root, rec["student"])
         ref = probe_curve(shipped["metrics"], shipped["steps"]) if shipped else []
-        best = {s: f for s, f, _ in rec["curve"]}[rec["chosen_step"]]
+        yield rec, ref, (teacher["fid"] if teacher else None)
+
+
+def _lowest(curve) -> tuple:
+    """(step, FID_tiny, seed std) of a curve's lowest probe."""
+    return tuple(min(curve, key=lambda p: (p[1], -p[0])))
+
+
+def attempt_rows(root: str) -> list[dict]:
+    """The world's diagnostic runs (distill/attempts.py) beside the shipped student they vary: what changed, the
+    probe curves of both, and each run's lowest probe over the teacher's own probe at the same n (FID_tiny's bias
+    depends on n, so only equal-n numbers are compared)."""
+    path = lambda c: " → ".join(f"{x:.1f}" for _, x, _ in c)  # noqa: E731
+    rows = []
+    for rec, ref, teacher in _attempts(root):
+        step, best, _ = _lowest(rec["curve"])
         rows.append({"student": rec["student"], "tried": rec["label"], "changed": _change_text(rec["changes"]),
                      "probes, shipped": path(ref) if ref else "–", "probes, this run": path(rec["curve"]),
-                     "lowest (step)": f"{best:.1f} ({rec['chosen_step']})",
-                     "÷ teacher's probe": round(best / teacher["fid"], 2) if teacher else None,
-                     "shipped lowest ÷ teacher's": (round(min(f for _, f, _ in ref) / teacher["fid"], 2)
-                                                    if ref and teacher else None),
+                     "lowest (step)": f"{best:.1f} ({step})",
+                     "÷ teacher's probe": round(best / teacher, 2) if teacher else None,
+                     "shipped lowest ÷ teacher's": round(_lowest(ref)[1] / teacher, 2) if ref and teacher else None,
                      "wall (s)": round(rec["wall_time_s"])})
     return rows
+
+
+def attempt_summary(root: str) -> str:
+    """What each diagnostic run says, every number read from the records: its lowest probe against the shipped
+    student's (clearly lower when the gap exceeds both seed spreads), and whether it stayed stable to its end."""
+    from ...distill.bars import stable
+
+    out = []
+    for rec, ref, teacher in _attempts(root):
+        (step, best, sd), curve = _lowest(rec["curve"]), rec["curve"]
+        text = f"{rec['student']}, {rec['label']} ({_change_text(rec['changes'])}): lowest probe {best:.1f} at step {step}"
+        text += f", {best / teacher:.2f}× the teacher's probe" if teacher else ""
+        if ref:
+            _, rb, rsd = _lowest(ref)
+            gap = rb - best
+            word = ("clearly lower than" if gap > max(sd, rsd) else "clearly higher than" if -gap > max(sd, rsd)
+                    else "within the seed spread of")
+            text += f"; {word} the shipped student's lowest, {rb:.1f}"
+        half = min(curve, key=lambda p: abs(p[0] - curve[-1][0] / 2))
+        ok = stable({"fid": half[1], "fid_std": half[2]}, {"fid": curve[-1][1], "fid_std": curve[-1][2]})
+        out.append(text + (". It stayed stable from half-way to its end." if ok else
+                           f". It rose from {half[1]:.1f} half-way to {curve[-1][1]:.1f} at its end, by more than "
+                           "the seed spread."))
+    return " ".join(out) if out else "No diagnostic runs are recorded for this world."
