@@ -57,6 +57,39 @@ def test_record_replaces_by_label_and_rows(world):
     assert "lowest probe 40.0 at step 20, 1.33× the teacher's probe; clearly lower than the shipped student's lowest, " \
            "60.0" in text
     assert "It rose from 40.0 half-way to 47.0 at its end" in text  # +7 against a seed spread of 1
+    assert out[0]["FID_tiny (table)"] == "–" and "measured as the table" not in text  # no eval row recorded
+
+
+def test_eval_row_against_the_table(world, tmp_path):
+    root, run = world
+    with open(os.path.join(root, "students", "eval.json"), "w") as f:
+        json.dump([{"model": "teacher", "fid": 10.0, "fid_std": 0.2, "adherence": 0.99, "diversity": 0.17, "n": 1000,
+                    "seeds": 3}, {"model": "dmd2", "fid": 40.0, "fid_std": 2.0, "adherence": 0.99, "diversity": 0.14,
+                                  "n": 1000, "seeds": 3}], f)
+    measured = tmp_path / "run_eval.json"
+    measured.write_text(json.dumps([{"model": "dmd2", "fid": 14.0, "fid_std": 1.0, "adherence": 0.99,
+                                     "diversity": 0.15, "n": 1000, "seeds": 3, "eval_s": 5.0}]))
+    rec = record_attempt(root, run, "dmd2", "guidance 2", str(measured))[0]
+    assert rec["eval"] == {"fid": 14.0, "fid_std": 1.0, "adherence": 0.99, "diversity": 0.15, "n": 1000, "seeds": 3}
+    row = attempt_rows(root)[0]
+    assert row["FID_tiny (table)"] == "14.0 ± 1.0" and row["÷ teacher's (table)"] == 1.4
+    assert row["meets bar"] == "yes (≤ 1.5×)"
+    assert "FID_tiny 14.0 ± 1.0, 1.40× the teacher's: meets its 1.5× bar" in attempt_summary(root)
+    measured.write_text(json.dumps([{"model": "dmd2", "fid": 16.0, "fid_std": 1.0, "adherence": 0.99,
+                                     "diversity": 0.15, "n": 1000, "seeds": 3}]))
+    record_attempt(root, run, "dmd2", "guidance 2", str(measured))
+    assert "1.60× the teacher's: misses its 1.5× bar" in attempt_summary(root)
+    assert "Across" not in attempt_summary(root)  # two points (shipped 4.0, run 2.0): no trend read
+    _write(tmp_path / "g1", {"method": "dmd2", "iters": 40, "real_guidance": 1.0, "seed": 0}, {10: 45.0}, 46.0, 40)
+    measured.write_text(json.dumps([{"model": "dmd2", "fid": 12.0, "fid_std": 1.0, "adherence": 0.99,
+                                     "diversity": 0.15, "n": 1000, "seeds": 3}]))
+    record_attempt(root, str(tmp_path / "g1"), "dmd2", "guidance 1", str(measured))
+    assert "FID_tiny rises with real_guidance (1: 12.0, 2: 16.0, 4: 40.0)" in attempt_summary(root)
+    with pytest.raises(ValueError, match="has no row for 'lcm'"):
+        record_attempt(root, run, "lcm", "x", str(measured))
+    measured.write_text(json.dumps([{"model": "dmd2", "fid": 16.0}]))
+    with pytest.raises(ValueError, match="the eval row lacks"):
+        record_attempt(root, run, "dmd2", "x", str(measured))
 
 
 def test_summary_within_spread_and_stable(world):

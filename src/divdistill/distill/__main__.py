@@ -38,6 +38,8 @@ def _main(argv) -> int:
     r.add_argument("recipe", help=f"the shipped student the run is compared with, one of {sorted(RECIPES)}")
     r.add_argument("--student", required=True, help="the run's folder (a --root's students/RECIPE, with provenance)")
     r.add_argument("--label", required=True, help="what the run tried, e.g. 'real-score guidance 2 instead of 4'")
+    r.add_argument("--eval", default=None, help="an eval.json holding the run's row, measured as the shipped students' "
+                   "(python -m divdistill.chapters.ddil --root <its world> --students RECIPE --merge --out PATH)")
     for s in (t, a_):
         C.add_common(s)
     C.add_common(r, device=False, threads=None, out=None)
@@ -64,7 +66,7 @@ def _record(a) -> int:
 
     if a.recipe not in RECIPES:
         raise ValueError(f"unknown recipe {a.recipe!r}; valid: {sorted(RECIPES)}")
-    rows = record_attempt(a.root, a.student, a.recipe, a.label)
+    rows = record_attempt(a.root, a.student, a.recipe, a.label, a.eval)
     last = next(x for x in rows if (x["student"], x["label"]) == (a.recipe, a.label))
     print(f"{os.path.join(a.root, 'students', ATTEMPTS_FILE)}: {len(rows)} records; this one changed "
           f"{sorted(last['changes'])}, lowest probe at step {last['chosen_step']}")

@@ -175,8 +175,33 @@ def attempt_rows(root: str) -> list[dict]:
                      "lowest (step)": f"{best:.1f} ({step})",
                      "÷ teacher's probe": round(best / teacher, 2) if teacher else None,
                      "shipped lowest ÷ teacher's": round(_lowest(ref)[1] / teacher, 2) if ref and teacher else None,
-                     "wall (s)": round(rec["wall_time_s"])})
+                     **_measured_columns(_measured(root, rec)), "wall (s)": round(rec["wall_time_s"])})
     return rows
+
+
+def _measured(root: str, rec: dict) -> dict | None:
+    """The run's students-table row against the world's teacher row (eval.json), as the bar reads it; None when either
+    is missing."""
+    from ...distill.bars import meets_quality_bar, method_of, student_ratio
+
+    ev, path = rec.get("eval"), os.path.join(root, "students", "eval.json")
+    if not ev or not os.path.exists(path):
+        return None
+    with open(path) as f:
+        teacher = next((r for r in json.load(f) if r["model"] == "teacher"), None)
+    if teacher is None:
+        return None
+    method = method_of(rec["student"])
+    return {"fid": ev["fid"], "fid_std": ev["fid_std"], "n": ev["n"], "seeds": ev["seeds"],
+            "ratio": ev["fid"] / teacher["fid"], "bar": student_ratio(method),
+            "meets": meets_quality_bar(method, ev["fid"], teacher["fid"])}
+
+
+def _measured_columns(m: dict | None) -> dict:
+    if m is None:
+        return {"FID_tiny (table)": "–", "÷ teacher's (table)": None, "meets bar": None}
+    return {"FID_tiny (table)": f"{m['fid']:.1f} ± {m['fid_std']:.1f}", "÷ teacher's (table)": round(m["ratio"], 2),
+            "meets bar": f"{'yes' if m['meets'] else 'no'} (≤ {m['bar']:g}×)"}
 
 
 def attempt_summary(root: str) -> str:
@@ -187,17 +212,50 @@ def attempt_summary(root: str) -> str:
     out = []
     for rec, ref, teacher in _attempts(root):
         (step, best, sd), curve = _lowest(rec["curve"]), rec["curve"]
-        text = f"{rec['student']}, {rec['label']} ({_change_text(rec['changes'])}): lowest probe {best:.1f} at step {step}"
-        text += f", {best / teacher:.2f}× the teacher's probe" if teacher else ""
+        text = (f"{rec['student']}, {rec['label']} ({_change_text(rec['changes'])}): lowest probe {best:.1f} at step "
+                f"{step}" + (f", {best / teacher:.2f}× the teacher's probe" if teacher else ""))
         if ref:
             _, rb, rsd = _lowest(ref)
             gap = rb - best
             word = ("clearly lower than" if gap > max(sd, rsd) else "clearly higher than" if -gap > max(sd, rsd)
                     else "within the seed spread of")
             text += f"; {word} the shipped student's lowest, {rb:.1f}"
+        m = _measured(root, rec)
+        if m is not None:
+            text += (f"; measured as the table above ({m['n']:,} × {m['seeds']} seeds), FID_tiny {m['fid']:.1f} ± "
+                     f"{m['fid_std']:.1f}, {m['ratio']:.2f}× the teacher's: {'meets' if m['meets'] else 'misses'} "
+                     f"its {m['bar']:g}× bar")
         half = min(curve, key=lambda p: abs(p[0] - curve[-1][0] / 2))
         ok = stable({"fid": half[1], "fid_std": half[2]}, {"fid": curve[-1][1], "fid_std": curve[-1][2]})
         out.append(text + (". It stayed stable from half-way to its end." if ok else
                            f". It rose from {half[1]:.1f} half-way to {curve[-1][1]:.1f} at its end, by more than "
                            "the seed spread."))
-    return " ".join(out) if out else "No diagnostic runs are recorded for this world."
+    return " ".join(out + _trends(root)) if out else "No diagnostic runs are recorded for this world."
+
+
+def _trends(root: str) -> list[str]:
+    """Per student whose runs each change the same one setting: the students-table FID_tiny against that setting,
+    the shipped student included, and whether it moves one way across them (at least three points)."""
+    from ...distill.attempts import load_attempts
+
+    path = os.path.join(root, "students", "eval.json")
+    table = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            table = {r["model"]: r["fid"] for r in json.load(f)}
+    by = {}
+    for rec in load_attempts(root):
+        if len(rec["changes"]) == 1 and rec.get("eval"):
+            (key, (shipped, value)), = rec["changes"].items()
+            by.setdefault((rec["student"], key), {shipped: table.get(rec["student"])})[value] = rec["eval"]["fid"]
+    out = []
+    for (student, key), pts in sorted(by.items()):
+        pts = sorted((v, f) for v, f in pts.items() if f is not None)
+        if len(pts) < 3:
+            continue
+        fids = [f for _, f in pts]
+        ups, downs = all(a < b for a, b in zip(fids, fids[1:])), all(a > b for a, b in zip(fids, fids[1:]))
+        seq = ", ".join(f"{v:g}: {f:.1f}" for v, f in pts)
+        how = "rises with" if ups else "falls with" if downs else "does not move one way with"
+        out.append(f"Across {student}'s runs and the shipped student, FID_tiny {how} {key} ({seq}).")
+    return out
