@@ -101,6 +101,9 @@ def test_pooled_gap_and_summary_from_constructed_rows():
     flat = [dict(r, **{"on named side": [1.0] * r["n"]}) for r in old]
     d_flat = {**d, "rows": flat, "pooled": [pooled(flat, s, w) for s in SOURCES[:3] for w in (None, "small", "large")]}
     assert "not the first steps' alone" in size_summary(d_flat)
+    flat5 = [dict(r, **{"on named side": [1.0] * r["n"]}) for r in rows]  # every start alike: no gap anywhere
+    d_flat5 = {**d, "rows": flat5, "pooled": [pooled(flat5, s, w) for s in SOURCES for w in (None, "small", "large")]}
+    assert "there is no start gap to close" in size_summary(d_flat5)
     noisy = [1.0] * 30 + [0.0] * 10  # "small": the same noisy share from both starts
     one = [row(SOURCES[0], "large", [1.0] * 40), row(SOURCES[1], "large", [1.0] * 34 + [0.0] * 6),
            row(SOURCES[2], "large", [1.0] * 40), row(SOURCES[0], "small", [1.0] * 40),

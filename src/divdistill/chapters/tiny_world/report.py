@@ -265,5 +265,7 @@ def _closer_priors(d: dict, pool: dict, ci, fmt) -> str:
             f"(σ_o = {d.get('offset_noise', 0):.2f}) {ci(offset)} ({fmt(gaps[offset])}).")
     if lifts:
         return text + " A closer prior clearly lifts the share, so part of the miss is the prior's."
+    if verdict(start_gap(d["rows"]), ">") is not True:
+        return text + " Neither clearly lifts it, and neither does a real layout: there is no start gap to close."
     return text + (" Neither clearly lifts it, so the gap is not in the prior's first two moments or its noise "
                    "scales: of the starts tried, only a real scene at t = 999 closes it.")
