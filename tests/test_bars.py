@@ -194,6 +194,23 @@ def test_the_committed_attempt_is_its_weights_on_its_worlds_prior():
     assert committed_attempt(rows, "c", "unit") is None
 
 
+def test_newest_run_against_the_committed_teacher():
+    from divdistill.chapters.tiny_world.report import newest_against_committed
+
+    def row(run, created, fid, size, passes="no: size"):
+        return {"run": run, "created": created, "FID_tiny": fid, "adherence": 0.94, "shape": 0.93, "size": size,
+                "grain p90": 2.4, "passes": passes}
+
+    best, worse, better = row("r5", "b", 37.9, 0.85), row("r6", "c", 38.7, 0.81), row("r7", "d", 30.0, 0.95, "yes")
+    text = newest_against_committed([best, worse], best)
+    assert "“r6”" in text and "FID_tiny +0.8" in text and "size -0.040" in text and "fails on size" in text
+    assert "has the lower FID_tiny of the two and stays" in text
+    assert "should replace the committed teacher" in newest_against_committed([best, worse, better], best)
+    assert "it passes" in newest_against_committed([best, better], best)
+    assert newest_against_committed([best], best) == "" and newest_against_committed([worse], None) == ""
+    assert newest_against_committed([row("r4", "a", 40.0, 0.8), best], best) == ""  # older runs say nothing
+
+
 def test_bar_reasons_read_where_along_the_run_fid_was_lowest():
     """A student over its bar gets a reason from its probe curve: lowest at the first probe (degrades), at the last
     (still improving) or between; a student within its bar gets none."""
