@@ -49,15 +49,15 @@ def test_record_replaces_by_label_and_rows(world):
     rows = record_attempt(root, run, "dmd2", "guidance 2, again")
     assert [r["label"] for r in rows] == ["guidance 2", "guidance 2, again"]
     out = attempt_rows(root)
-    assert out[0]["changed"] == "real_guidance 4.0 → 2.0"
-    assert out[0]["probes, shipped"] == "60.0 → 78.0 → 82.0 → 86.0"
-    assert out[0]["lowest (step)"] == "40.0 (20)" and out[0]["÷ teacher's probe"] == pytest.approx(40 / 30, abs=0.01)
-    assert out[0]["shipped lowest ÷ teacher's"] == 2.0
+    assert [r["run"] for r in out] == ["dmd2: real_guidance 4.0 (shipped)", "dmd2: real_guidance 2.0",
+                                       "dmd2: real_guidance 2.0"]
+    assert out[0]["FID_tiny probes"] == "60.0→78.0→82.0→86.0" and out[0]["lowest ÷ teacher's"] == "2.00"
+    assert out[1]["FID_tiny probes"] == "50.0→40.0→45.0→47.0" and out[1]["lowest ÷ teacher's"] == "1.33"
     text = attempt_summary(root)
     assert "lowest probe 40.0 at step 20, 1.33× the teacher's probe; clearly lower than the shipped student's lowest, " \
            "60.0" in text
     assert "It rose from 40.0 half-way to 47.0 at its end" in text  # +7 against a seed spread of 1
-    assert out[0]["FID_tiny (table)"] == "–" and "measured as the table" not in text  # no eval row recorded
+    assert out[1]["FID_tiny (table; ÷ teacher's)"] == "–" and "measured as the table" not in text  # no eval row recorded
 
 
 def test_eval_row_against_the_table(world, tmp_path):
@@ -71,9 +71,10 @@ def test_eval_row_against_the_table(world, tmp_path):
                                      "diversity": 0.15, "n": 1000, "seeds": 3, "eval_s": 5.0}]))
     rec = record_attempt(root, run, "dmd2", "guidance 2", str(measured))[0]
     assert rec["eval"] == {"fid": 14.0, "fid_std": 1.0, "adherence": 0.99, "diversity": 0.15, "n": 1000, "seeds": 3}
-    row = attempt_rows(root)[0]
-    assert row["FID_tiny (table)"] == "14.0 ± 1.0" and row["÷ teacher's (table)"] == 1.4
-    assert row["meets bar"] == "yes (≤ 1.5×)"
+    shipped, row = attempt_rows(root)
+    assert row["FID_tiny (table; ÷ teacher's)"] == "14.0 ± 1.0 (1.40×)"
+    assert row["bar"] == "✓ (1.5×)"
+    assert shipped["FID_tiny (table; ÷ teacher's)"] == "40.0 ± 2.0 (4.00×)" and shipped["bar"] == "✗ (1.5×)"
     assert "FID_tiny 14.0 ± 1.0, 1.40× the teacher's: meets its 1.5× bar" in attempt_summary(root)
     measured.write_text(json.dumps([{"model": "dmd2", "fid": 16.0, "fid_std": 1.0, "adherence": 0.99,
                                      "diversity": 0.15, "n": 1000, "seeds": 3}]))

@@ -163,20 +163,35 @@ def _lowest(curve) -> tuple:
 
 
 def attempt_rows(root: str) -> list[dict]:
-    """The world's diagnostic runs (distill/attempts.py) beside the shipped student they vary: what changed, the
-    probe curves of both, and each run's lowest probe over the teacher's own probe at the same n (FID_tiny's bias
-    depends on n, so only equal-n numbers are compared)."""
-    path = lambda c: " → ".join(f"{x:.1f}" for _, x, _ in c)  # noqa: E731
-    rows = []
+    """The world's diagnostic runs (distill/attempts.py), each student's shipped run first: the setting each changed,
+    its probe curve, its lowest probe over the teacher's own probe at the same n (FID_tiny's bias depends on n, so only
+    equal-n numbers are compared), and its students-table FID_tiny against the bar where it was measured."""
+    path = lambda c: "→".join(f"{x:.1f}" for _, x, _ in c)  # noqa: E731  (no spaces: the page is narrow)
+    rows, shipped_done = [], set()
     for rec, ref, teacher in _attempts(root):
-        step, best, _ = _lowest(rec["curve"])
-        rows.append({"student": rec["student"], "tried": rec["label"], "changed": _change_text(rec["changes"]),
-                     "probes, shipped": path(ref) if ref else "–", "probes, this run": path(rec["curve"]),
-                     "lowest (step)": f"{best:.1f} ({step})",
-                     "÷ teacher's probe": round(best / teacher, 2) if teacher else None,
-                     "shipped lowest ÷ teacher's": round(_lowest(ref)[1] / teacher, 2) if ref and teacher else None,
-                     **_measured_columns(_measured(root, rec)), "wall (s)": round(rec["wall_time_s"])})
+        if rec["student"] not in shipped_done and ref:
+            shipped_done.add(rec["student"])
+            was = "; ".join(f"{k} {a}" for k, (a, _) in sorted(rec["changes"].items()))
+            rows.append(_attempt_row(rec["student"], f"{was} (shipped)", path(ref), _lowest(ref)[1], teacher,
+                                     _shipped_measured(root, rec["student"])))
+        changed = "; ".join(f"{k} {b}" for k, (_, b) in sorted(rec["changes"].items()))
+        rows.append(_attempt_row(rec["student"], changed, path(rec["curve"]), _lowest(rec["curve"])[1], teacher,
+                                 _measured(root, rec)))
     return rows
+
+
+def _attempt_row(student: str, setting: str, probes: str, lowest: float, teacher: float | None, m) -> dict:
+    return {"run": f"{student}: {setting}", "FID_tiny probes": probes,
+            "lowest ÷ teacher's": f"{lowest / teacher:.2f}" if teacher else "–", **_measured_columns(m)}
+
+
+def _shipped_measured(root: str, student: str) -> dict | None:
+    path = os.path.join(root, "students", "eval.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        row = next((r for r in json.load(f) if r["model"] == student), None)
+    return None if row is None else _measured(root, {"student": student, "eval": row})
 
 
 def _measured(root: str, rec: dict) -> dict | None:
@@ -199,9 +214,9 @@ def _measured(root: str, rec: dict) -> dict | None:
 
 def _measured_columns(m: dict | None) -> dict:
     if m is None:
-        return {"FID_tiny (table)": "–", "÷ teacher's (table)": None, "meets bar": None}
-    return {"FID_tiny (table)": f"{m['fid']:.1f} ± {m['fid_std']:.1f}", "÷ teacher's (table)": round(m["ratio"], 2),
-            "meets bar": f"{'yes' if m['meets'] else 'no'} (≤ {m['bar']:g}×)"}
+        return {"FID_tiny (table; ÷ teacher's)": "–", "bar": "–"}
+    return {"FID_tiny (table; ÷ teacher's)": f"{m['fid']:.1f} ± {m['fid_std']:.1f} ({m['ratio']:.2f}×)",
+            "bar": f"{'✓' if m['meets'] else '✗'} ({m['bar']:g}×)"}
 
 
 def attempt_summary(root: str) -> str:
