@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from divdistill.chapters.students.report import attempt_rows, attempt_summary
+from divdistill.chapters.students.attempts import attempt_rows, attempt_summary
 from divdistill.distill.__main__ import main as distill_main
 from divdistill.distill.attempts import attempt_record, load_attempts, record_attempt, recipe_changes
 
