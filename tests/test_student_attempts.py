@@ -107,6 +107,15 @@ def test_summary_without_records(world):
     assert attempt_summary(root) == "No diagnostic runs are recorded for this world." and attempt_rows(root) == []
 
 
+def test_a_pd_run_ends_at_its_provenance_steps(tmp_path):
+    """PD counts its length per halving stage (no `iters` in its config): the final probe sits at provenance steps."""
+    base = {"method": "pd", "iters_per_stage": 10, "seed": 0}
+    _write(tmp_path / "shipped", base, {10: 60.0}, 50.0, 30)
+    _write(tmp_path / "run", {**base, "seed": 1}, {10: 55.0, 20: 45.0}, 48.0, 30)
+    rec = attempt_record(str(tmp_path / "run"), str(tmp_path / "shipped"), "another seed")
+    assert rec["curve"][-1][:2] == (30, 48.0) and rec["chosen_step"] == 20 and rec["changes"] == {"seed": [0, 1]}
+
+
 def test_clear_errors(world, tmp_path):
     root, run = world
     with pytest.raises(ValueError, match="label must say"):

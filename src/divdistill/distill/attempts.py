@@ -42,7 +42,7 @@ def attempt_record(student_dir: str, shipped_dir: str, label: str, eval_row: dic
                          f"{shipped['config'].get('method')}: compare a run with the student of its own recipe")
     if not run["metrics"].get("probes"):
         raise ValueError(f"{student_dir!r} has no training probes: train it with --probe-n > 0")
-    curve = probe_curve(run["metrics"], cfg["iters"])
+    curve = probe_curve(run["metrics"], run["steps"])  # provenance steps: PD's stages counted, as training_curves does
     measured = {} if eval_row is None else {"eval": _eval_part(eval_row)}
     return {**measured, "label": label, "student": os.path.basename(os.path.normpath(shipped_dir)),
             "changes": recipe_changes(cfg, shipped["config"]), "curve": curve, "chosen_step": best_checkpoint(curve),

@@ -1,6 +1,6 @@
 """Where the teacher loses size adherence (issue 19's "≥ 0.90 on every factor"): for each evaluation prompt that names
 a size, the share of images on the named side of the small/large split and their mean size, as the evaluator reads
-them, for three sources on the same prompts:
+them, for five sources on the same prompts:
 
 - the data (the prompt's own scenes: what the evaluator reads on real images, the ceiling);
 - the teacher on its acceptance plan (50 DDIM steps, CFG 4) from the world's sampling prior;
@@ -9,8 +9,8 @@ them, for three sources on the same prompts:
   (√ᾱ_T·g + the prior's noise, g ~ N(μ, Σ) of the data), and the prior plus the offset noise the teacher trained with.
 
 When the second misses and the third does not, the teacher renders a size it is given and fails to decide one from
-noise: a failure of the first steps, not of rendering. When the last two miss as the second does, no prompt-free
-prior with q(x_T)'s moments or the training's noise closes the gap: what the prior lacks is a real shape.
+noise: a failure of the first steps, not of rendering. When the last two miss as the second does, the gap is not in
+the prior's first two moments or its noise scales: of the starts tried, only a real scene at t = 999 closes it.
 
 `python -m divdistill.chapters.tiny_world --what size --variant V` writes <variant>/teacher_size.json.
 """
