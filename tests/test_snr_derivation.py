@@ -121,3 +121,40 @@ def test_ema_horizon_in_samples_is_kept_across_batch_sizes():
     with pytest.raises(ValueError, match="decay"):
         ema_decay_for_batch(1.0, 64, 512)
     assert main(["train-teacher", "--ema", "2", "--steps", "1"]) == 2
+
+
+def _ddim_gain(alphas_cumprod, lam, steps):
+    """x_0 = G·x_T under DDIM with the exact ε-prediction for scalar data N(0, λ) (everything is linear)."""
+    ts = torch.linspace(len(alphas_cumprod) - 1, 0, steps).round().long().tolist()
+    g = 1.0  # x_t = g·x_T
+    for t, nxt in zip(ts, ts[1:] + [None]):
+        a = float(alphas_cumprod[t])
+        eps = (1 - a) ** 0.5 / (a * lam + 1 - a)  # E[ε | x_t] = this · x_t
+        x0 = (1 - (1 - a) ** 0.5 * eps) / a ** 0.5  # x̂0 = this · x_t
+        a_next = 1.0 if nxt is None else float(alphas_cumprod[nxt])
+        g *= a_next ** 0.5 * x0 + (1 - a_next) ** 0.5 * eps if nxt is not None else x0
+    return g
+
+
+def test_terminal_leak_a_prompt_free_start_keeps_one_over_one_plus_snr_of_the_variance():
+    from divdistill.tiny.schedule import shifted
+    ac, lam = shifted(11.4), 0.7
+    a_T = float(ac[-1])
+    snr = S.layout_snr_at(a_T, 1, lam)  # B = 1: one value's SNR
+    kept = _ddim_gain(ac, lam, 1000) ** 2 * (1 - a_T) / lam  # start N(0, 1 − ᾱ_T): no signal part
+    assert kept == pytest.approx(1 / (1 + snr), rel=0.02)
+    full = _ddim_gain(ac, lam, 1000) ** 2 * (a_T * lam + 1 - a_T) / lam  # start q(x_T): the data's variance back
+    assert full == pytest.approx(1.0, rel=0.02)
+
+
+def test_terminal_leak_matches_sdxl_on_the_derived_factor_only():
+    rows = {r["schedule"].split(" (")[0] if "SDXL" in r["schedule"] else r["schedule"].split("(")[-1].rstrip(")"): r
+            for r in S.terminal_leak()}
+    assert set(rows) == {"SDXL", "sd-schedule", "spectrum-matched", "snr-matched"}
+    assert rows["spectrum-matched"]["layout_snr_T"] == pytest.approx(rows["SDXL"]["layout_snr_T"], rel=1e-6)
+    snrs = [rows[k]["layout_snr_T"] for k in ("sd-schedule", "spectrum-matched", "snr-matched")]
+    assert snrs == sorted(snrs) and snrs[0] < 0.2 < 2 < snrs[2]
+    for r in rows.values():
+        assert r["signal_share_T"] + r["variance_kept_linear"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="0 < alpha_bar < 1"):
+        S.layout_snr_at(1.0, 4, 1.0)

@@ -1,15 +1,15 @@
-"""The teacher's size diagnosis (chapters/tiny_world/size.py): the named-side flags, the five sources on the
-committed teacher (seeded, so repeatable), the two closer priors' starts, pooled shares, the start gaps and their
+"""The teacher's size diagnosis (chapters/tiny_world/size.py): the named-side flags, the six sources on the
+committed teacher (seeded, so repeatable), the three closer priors' starts, pooled shares, the start gaps and their
 summary, and clear errors."""
 import pytest
 import torch
 
-from divdistill.chapters.tiny_world.report import size_summary, size_table_rows
 from divdistill.chapters.tiny_world.size import (SOURCES, MomentStarts, offset_starts, on_named_side, pooled, size_rows,
                                                  start_gap, teacher_offset_noise)
+from divdistill.chapters.tiny_world.size_report import size_summary, size_table_rows
 from divdistill.tiny.evaluator import SMALL_LARGE_SPLIT, load_evaluator
 from divdistill.tiny.loader import variant_dir
-from divdistill.tiny.world import sample_scenes
+from divdistill.tiny.world import sample_scenes, scenes_for_prompt
 
 
 def test_named_side_reads_the_split():
@@ -37,6 +37,11 @@ def test_moment_starts_carry_q_xT_moments():
     assert torch.allclose(x.mean((0, 2, 3)), a_T ** 0.5 * data.mean((0, 2, 3)), atol=0.01)
     assert float(x.var(0).mean()) == pytest.approx(a_T * float(data.var(0).mean()) + 1 - a_T, rel=0.02)
     assert torch.equal(m(noise[:2], seed=2), m(noise[:2], seed=2))  # seeded: the same start twice
+    p = "a large blue square on a dark background"
+    c = MomentStarts(a_T, n_scenes=2000, seed=0, prompt=p)(noise, seed=2)  # q(x_T | c): the prompt's own scenes
+    own = scenes_for_prompt(p, 4000, seed=3).images
+    assert torch.allclose(c.mean((0, 2, 3)), a_T ** 0.5 * own.mean((0, 2, 3)), atol=0.01)
+    assert float((c.mean((0, 2, 3)) - x.mean((0, 2, 3))).abs().max()) > 0.03  # dark and blue: not the data's mean
 
 
 def test_offset_starts_add_per_channel_constants():
@@ -52,7 +57,7 @@ def test_teacher_offset_noise_read_from_provenance():
     assert teacher_offset_noise(None) == 0.0
 
 
-def test_five_sources_per_prompt_repeatable(tiny_world, rows):
+def test_six_sources_per_prompt_repeatable(tiny_world, rows):
     ev, prompts, got = rows
     assert [(r["prompt"], r["source"]) for r in got] == [(p, s) for p in prompts for s in SOURCES]
     assert all(r["n"] == 3 and len(r["on named side"]) == 3 for r in got)
@@ -88,7 +93,9 @@ def test_pooled_gap_and_summary_from_constructed_rows():
     assert "Neither clearly lifts it" in text  # the closer priors match the prior on "large" and fall on "small"
     assert size_table_rows(d)[0] == {"prompt": "a large shape", "data": "1.00 (8.0)",
                                      "teacher, prior": "0.50 (8.0)", "teacher, real layout": "0.97 (8.0)",
-                                     "teacher, Gaussian q(x_T)": "0.50 (8.0)", "teacher, prior + offset": "0.50 (8.0)"}
+                                     "teacher, Gaussian q(x_T)": "0.50 (8.0)", "teacher, prior + offset": "0.50 (8.0)",
+                                     "teacher, Gaussian q(x_T | c)": "0.50 (8.0)"}
+    assert "does not clearly lift the share" in text  # the prompt's Gaussian sits at the prior's share
     lifted = [r for r in rows if r["source"] != SOURCES[4]] + [row(SOURCES[4], w, [1.0] * 40) for w in ("large",
                                                                                                           "small")]
     d_lift = {**d, "rows": lifted, "pooled": [pooled(lifted, s, w) for s in SOURCES for w in (None, "small", "large")]}
@@ -111,5 +118,19 @@ def test_pooled_gap_and_summary_from_constructed_rows():
     d_one = {**d, "rows": one, "pooled": [pooled(one, s, w) for s in SOURCES[:3] for w in (None, "small", "large")]}
     assert "clearly so for “large”" in size_summary(d_one)
     assert size_summary(None).startswith("No size diagnosis")
+    real = {w: next(r["on named side"] for r in rows if r["source"] == SOURCES[2] and r["named"] == w)
+            for w in ("large", "small")}
+    closes = [r for r in rows if r["source"] != SOURCES[5]] + [row(SOURCES[5], w, real[w]) for w in real]
+    d_close = {**d, "rows": closes, "terminal": {"alpha_bar_T": 0.05, "layout_snr_T": 1.22, "signal_share_T": 0.55},
+               "pooled": [pooled(closes, s, w) for s in SOURCES for w in (None, "small", "large")]}
+    text = size_summary(d_close)
+    assert "It closes 100% of the gap" in text and "A better teacher cannot close this gap" in text
+    assert "layout SNR of 1.22" in text and "55% of q(x_T)'s layout-scale variance" in text
+    half = [r for r in rows if r["source"] != SOURCES[5]] + [row(SOURCES[5], "large", [1.0] * 32 + [0.0] * 8),
+                                                              row(SOURCES[5], "small", [1.0] * 39 + [0.0])]
+    d_half = {**d, "rows": half, "pooled": [pooled(half, s, w) for s in SOURCES for w in (None, "small", "large")]}
+    text = size_summary(d_half)
+    assert "mostly the prompt's share of q(x_T)" in text and "(on “large”, 63%)" in text  # (32 − 20) / (39 − 20)
+    assert "there is no start gap for it to close" in size_summary(d_flat5)
     with pytest.raises(ValueError, match="no rows for source"):
         pooled(rows, "the moon")

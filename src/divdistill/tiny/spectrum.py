@@ -151,3 +151,36 @@ def derive_offset(s: float | None = None, n_scenes: int = 4000, seed: int = 0, a
     return {"offset_noise": offset_noise_for(s, tiny, RES * RES, ref, LATENT_GRID ** 2), "snr_factor": s,
             "tiny_mean_variance": tiny, "latent_mean_variance": ref, "sdxl_offset_noise": SDXL_OFFSET_NOISE,
             "alpha": alpha}
+
+
+# What a prompt-free start lacks at t = 999 (issue 19's size miss): q(x_T) = √ᾱ_T·x0 + √(1 − ᾱ_T)·ε holds, at the
+# layout scale, signal ᾱ_T·Σv beside noise (1 − ᾱ_T)/B², a share SNR/(1 + SNR) of its layout-scale variance. A start
+# drawn from noise alone has none of it. For Gaussian data the probability-flow ODE is linear and maps such a start to
+# layouts with 1/(1 + SNR) of the data's layout variance, whatever the model: the miss belongs to the schedule and
+# the prior, not to the score. Matching layout SNR(t) at every t (derive()) gives the tiny world SDXL's leak.
+def layout_snr_at(alpha_bar: float, block: int, layout_var: float) -> float:
+    """Layout SNR at one ᾱ: ᾱ/(1 − ᾱ) · B² · Σ_c v_c (the module docstring's formula)."""
+    if not (0 < alpha_bar < 1 and block >= 1 and layout_var > 0):
+        raise ValueError(f"need 0 < alpha_bar < 1, block >= 1, layout_var > 0; got {alpha_bar}, {block}, {layout_var}")
+    return alpha_bar / (1 - alpha_bar) * block ** 2 * layout_var
+
+
+def terminal_leak(n_scenes: int = 4000, seed: int = 0, alpha: float = ALPHA) -> list[dict]:
+    """Layout SNR at t = 999 and the signal's share of q(x_T)'s layout-scale variance (what a start without the
+    prompt lacks), for SDXL's latent and the tiny world on SD's schedule, on the derived s and on the count's 64/3."""
+    from .schedule import SNR_FACTOR, sd_alphas_cumprod, shifted
+    from .world import RES
+
+    d = derive(n_scenes, seed, alpha)
+    tiny_block, tiny_var = RES // LAYOUT_FRACTION, d["tiny_layout_variance"]
+    cases = (("SDXL (latent 128² × 4)", sd_alphas_cumprod(), LATENT_GRID // LAYOUT_FRACTION,
+              d["latent_layout_variance"]), ("tiny, SD schedule (sd-schedule)", sd_alphas_cumprod(), tiny_block, tiny_var),
+             (f"tiny, SNR × {d['snr_factor']:.1f} (spectrum-matched)", shifted(d["snr_factor"]), tiny_block, tiny_var),
+             (f"tiny, SNR × {SNR_FACTOR:.1f} (snr-matched)", shifted(SNR_FACTOR), tiny_block, tiny_var))
+    out = []
+    for name, ac, block, var in cases:
+        a_T = float(ac[-1])
+        r = layout_snr_at(a_T, block, var)
+        out.append({"schedule": name, "alpha_bar_T": a_T, "layout_snr_T": r, "signal_share_T": r / (1 + r),
+                    "variance_kept_linear": 1 / (1 + r)})
+    return out

@@ -6,11 +6,15 @@ them, for five sources on the same prompts:
 - the teacher on its acceptance plan (50 DDIM steps, CFG 4) from the world's sampling prior;
 - the same plan started at t = 999 from those data scenes forward-diffused, q(x_T | x_0) (handed a real layout);
 - two priors closer to q(x_T) that still hand over no scene: a Gaussian with q(x_T)'s mean and covariance
-  (√ᾱ_T·g + the prior's noise, g ~ N(μ, Σ) of the data), and the prior plus the offset noise the teacher trained with.
+  (√ᾱ_T·g + the prior's noise, g ~ N(μ, Σ) of the data), and the prior plus the offset noise the teacher trained with;
+- a Gaussian with the *prompt's* moments, q(x_T | c) to second order (g ~ N(μ_c, Σ_c) of the prompt's own scenes): the
+  signal part of x_T that a start without the prompt lacks, with no scene inside.
 
 When the second misses and the third does not, the teacher renders a size it is given and fails to decide one from
-noise: a failure of the first steps, not of rendering. When the last two miss as the second does, the gap is not in
-the prior's first two moments or its noise scales: of the starts tried, only a real scene at t = 999 closes it.
+noise: a failure of the first steps, not of rendering. When the unconditional Gaussian and the offset start miss as
+the prior does, the gap is not in the prior's first two moments or its noise scales. When the prompt's Gaussian then
+closes it, the miss is the prompt's share of q(x_T) that no prompt-free start carries: with the exact score the same
+miss would remain (the probability-flow ODE maps a start distribution, not a model's error).
 
 `python -m divdistill.chapters.tiny_world --what size --variant V` writes <variant>/teacher_size.json.
 """
@@ -35,16 +39,19 @@ from .measure import forward_diffuse
 
 SIZE_PROMPTS = tuple(p for p in EVAL_PROMPTS if parse_prompt(p)["size"] is not None)
 SOURCES = ("data", "teacher from the prior", "teacher from q(x_T | x_0)", "teacher from a Gaussian with q(x_T)'s moments",
-           "teacher from the prior + its training's offset noise")
+           "teacher from the prior + its training's offset noise", "teacher from a Gaussian with q(x_T | c)'s moments")
 MOMENT_SCENES = 8000  # data scenes behind the Gaussian's mean and covariance (3,072 values each)
 
 
 class MomentStarts:
     """x_T = √ᾱ_T·g + (the prior's noise), g ~ N(μ, Σ) with the data's mean and covariance: the Gaussian whose first
-    two moments are q(x_T)'s (its noise part exactly the world's prior; no real scene inside)."""
+    two moments are q(x_T)'s (its noise part exactly the world's prior; no real scene inside). With `prompt`, μ and Σ
+    are the prompt's own scenes' (scenes_for_prompt): q(x_T | c) to second order."""
 
-    def __init__(self, alpha_T: float, n_scenes: int = MOMENT_SCENES, seed: int = 0):
-        x = sample_scenes(n_scenes, seed=80_000 + seed).images.reshape(n_scenes, -1).double()  # (N, 3072)
+    def __init__(self, alpha_T: float, n_scenes: int = MOMENT_SCENES, seed: int = 0, prompt: str | None = None):
+        sc = (sample_scenes(n_scenes, seed=80_000 + seed) if prompt is None
+              else scenes_for_prompt(prompt, n_scenes, seed=70_000 + seed))
+        x = sc.images.reshape(n_scenes, -1).double()  # (N, 3072)
         self.mu, cov = x.mean(0), torch.cov(x.T)
         self.L = torch.linalg.cholesky(cov + 1e-6 * torch.eye(len(cov), dtype=cov.dtype))  # jitter: N may be < 3,072
         self.scale = alpha_T ** 0.5
@@ -98,8 +105,9 @@ def size_rows(world: World, evaluator, n: int = 100, seed: int = 0, prompts=SIZE
             seeds = [seed * 10_000 + 100 * j + i for i in range(n)]
             noise = world.noise(seeds)  # (B, C, H, W): the prior's draws, shared by the last two starts
             k = seed * 100 + j  # one start seed per prompt; the two priors' extra draws offset from it
+            given = MomentStarts(a_T, moment_scenes, seed, prompt=p)  # the prompt's own moments
             starts = (None, forward_diffuse(sc.images, t0, ac, seed=k), moments(noise, 50_000 + k),
-                      offset_starts(noise, offset_noise, a_T, 60_000 + k))
+                      offset_starts(noise, offset_noise, a_T, 60_000 + k), given(noise, 40_000 + k))
             rows.append(_row(p, SOURCES[0], read(sc.images), named))
             for source, x_T in zip(SOURCES[1:], starts):
                 x_T = None if x_T is None else x_T.to(world.device, world.dtype)
@@ -108,14 +116,14 @@ def size_rows(world: World, evaluator, n: int = 100, seed: int = 0, prompts=SIZE
     return rows
 
 
-def _flags(rows: list[dict], source: str, named: str | None) -> list[float]:
+def flags_of(rows: list[dict], source: str, named: str | None) -> list[float]:
     """Every image's on-named-side flag of one source (one size word, or every one when None)."""
     return [f for r in rows if r["source"] == source and named in (None, r["named"]) for f in r["on named side"]]
 
 
 def pooled(rows: list[dict], source: str, named: str | None = None) -> dict:
     """Share on the named side over every prompt of one source (optionally one size word), with a 95% bootstrap CI."""
-    flags = _flags(rows, source, named)
+    flags = flags_of(rows, source, named)
     if not flags:
         have = sorted({r["source"] for r in rows})
         raise ValueError(f"no rows for source {source!r}, size {named!r}; sources: {have}")
@@ -128,7 +136,7 @@ def start_gap(rows: list[dict], named: str | None = None, start: str = SOURCES[2
     images): how much a real layout (or a closer prior) at t = 999 adds to the teacher's size adherence."""
     if start not in SOURCES[2:]:
         raise ValueError(f"unknown start {start!r}; valid: {list(SOURCES[2:])}")
-    flags = {s: _flags(rows, s, named) for s in (SOURCES[1], start)}
+    flags = {s: flags_of(rows, s, named) for s in (SOURCES[1], start)}
     if not all(flags.values()):
         raise ValueError(f"no teacher rows for size {named!r} and start {start!r}; sizes: "
                          f"{sorted({r['named'] for r in rows})}, sources: {sorted({r['source'] for r in rows})}")
@@ -144,11 +152,22 @@ def teacher_offset_noise(root: str | None) -> float:
         return float(json.load(f)["config"].get("offset_noise") or 0.0)
 
 
+def terminal_of(world: World) -> dict:
+    """The world's layout SNR at t = 999 and the signal's share of q(x_T)'s layout-scale variance (tiny.spectrum's
+    terminal-leak formula on its schedule and its data's measured layout variance)."""
+    from ...tiny.spectrum import LAYOUT_FRACTION, derive, layout_snr_at
+    from ...tiny.world import RES
+
+    a_T = alpha_T(world.extras["schedule"])
+    r = layout_snr_at(a_T, RES // LAYOUT_FRACTION, derive()["tiny_layout_variance"])
+    return {"alpha_bar_T": a_T, "layout_snr_T": r, "signal_share_T": r / (1 + r)}
+
+
 def diagnose_size(world: World, evaluator, n: int = 100, seed: int = 0) -> dict:
     """The rows above and their pooled shares for one world's teacher (teacher_size.json)."""
     sigma_o = teacher_offset_noise(world.extras.get("root"))
     rows = size_rows(world, evaluator, n, seed, offset_noise=sigma_o)
     summary = [pooled(rows, s, w) for s in SOURCES for w in (None, *SIZE_WORDS)]
     return {"variant": world.extras.get("variant"), "n": n, "split": SMALL_LARGE_SPLIT, "offset_noise": sigma_o,
-            "moment_scenes": MOMENT_SCENES, "prior": prior_of(world.extras.get("schedule", {})), "rows": rows,
-            "pooled": summary}
+            "moment_scenes": MOMENT_SCENES, "prior": prior_of(world.extras.get("schedule", {})),
+            "terminal": terminal_of(world), "rows": rows, "pooled": summary}
