@@ -1,6 +1,7 @@
 """One trainer skeleton (distill/trainer.py): every method's losses stay those of the trainers it replaced, to float32
-rounding (a CPU with other vector instructions rounds the last bits differently: seen here, 2e-7 relative), and one
-naming rule. The losses were recorded before the refactor (git 33afda3) on the committed sd-schedule teacher, one
+rounding, and one naming rule. A CPU with other vector instructions rounds the last bits differently: seen here 2e-7
+relative, and 1.7e-5 on an AMD EPYC for lcm_ddil_reflected, whose small losses (1e-3 and below) come after a DDIL
+rollout and so carry the rounding of many steps; the tolerance is 1e-4, far below what a changed loss moves. The losses were recorded before the refactor (git 33afda3) on the committed sd-schedule teacher, one
 thread, and the skeleton matched them through git 303081b; when that teacher was retrained (issue 19's ablation on the
 default world's recipe) they were re-recorded from the same skeleton, the trainer code unchanged, on the new one."""
 import dataclasses
@@ -70,7 +71,7 @@ def _small(name: str) -> dict:
 
 
 @pytest.mark.parametrize("name", sorted(BEFORE))
-def test_losses_bit_identical(name, tmp_path):
+def test_losses_match_the_recorded_ones(name, tmp_path):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -81,7 +82,7 @@ def test_losses_bit_identical(name, tmp_path):
                            for k, v in (sorted(l.items()) if isinstance(l, dict) else [("", l)])]
     want, got = flat(BEFORE[name]), flat(res["losses"])
     assert [k for k, _ in got] == [k for k, _ in want]
-    assert [float(v) for _, v in got] == pytest.approx([float.fromhex(v) for _, v in want], rel=1e-5)
+    assert [float(v) for _, v in got] == pytest.approx([float.fromhex(v) for _, v in want], rel=1e-4)
 
 
 # committed before the rule: reflected DDIL students whose folder names omit "_reflected" (recipes pass their names)
