@@ -141,7 +141,8 @@ PROG = "python -m divdistill.chapters.tiny_world"
 
 
 ANALOGUE_STUDENTS = ("dmd2", "turbo", "lcm", "pd")  # the analogue's default students, where the world has them
-OUTPUTS = {"analogue": "analogue.json", "grain": "teacher_grain.json", "size": "teacher_size.json"}
+OUTPUTS = {"analogue": "analogue.json", "grain": "teacher_grain.json", "size": "teacher_size.json",
+           "leak": "teacher_leak.json"}
 
 
 def analogue_students(root: str) -> list[str]:
@@ -150,8 +151,9 @@ def analogue_students(root: str) -> list[str]:
 
 
 def main(argv=None) -> int:
-    """python -m divdistill.chapters.tiny_world --variant V [--what analogue|grain|size] [--n 64] [--students a,b]:
-    write <variant>/analogue.json (layout commit, SDEdit retention), teacher_grain.json or teacher_size.json."""
+    """python -m divdistill.chapters.tiny_world --variant V [--what analogue|grain|size|leak] [--n 64] [--students a,b]:
+    write <variant>/analogue.json (layout commit, SDEdit retention), teacher_grain.json, teacher_size.json or
+    teacher_leak.json."""
     return C.main_guard(PROG, _main, argv)
 
 
@@ -165,7 +167,7 @@ def _main(argv) -> int:
     p = C.add_common(C.parser(PROG, description=main.__doc__),
                      out="default: data/tiny/<variant>/analogue.json, teacher_grain.json or teacher_size.json")
     p.add_argument("--what", choices=tuple(OUTPUTS), default="analogue")
-    p.add_argument("--n", type=int, default=64, help="samples per case (size: per prompt and source)")
+    p.add_argument("--n", type=int, default=64, help="samples per case (size: per prompt and source; leak: in all, 1,000 as the acceptance)")
     p.add_argument("--n-fid", type=int, default=1000, help="grain: samples per sampler for FID_tiny (0: none)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--students", default=None, help="analogue: the students diagnosed, comma-separated (default: "
@@ -174,7 +176,7 @@ def _main(argv) -> int:
     t0 = time.time()
     names = (analogue_students(variant_dir(a.variant)) if a.students is None
              else [s for s in a.students.split(",") if s])  # "" diagnoses the teacher alone
-    students = {"analogue": names, "grain": None, "size": []}[a.what]  # None: every student
+    students = {"analogue": names, "grain": None, "size": [], "leak": []}[a.what]  # None: every student
     world = load_tiny_world(variant=a.variant, device=a.device, students=students)
     ev = load_evaluator(world.extras["evaluator_root"]).to(a.device)
     if a.what == "grain":
@@ -186,6 +188,11 @@ def _main(argv) -> int:
         from .size import diagnose_size
 
         res, cfg = diagnose_size(world, ev, a.n, a.seed), {"kind": "teacher_size", "n": a.n}
+    elif a.what == "leak":
+        from .leak import diagnose_leak
+
+        res = diagnose_leak(world, ev, a.n, 1234 + a.seed)  # 1234: the acceptance's data seed (tiny evaluate)
+        cfg = {"kind": "teacher_leak", "n": a.n}
     else:
         res, cfg = diagnose(world, ev, names, a.n, a.seed), {"kind": "analogue", "n": a.n, "students": names}
     res["provenance"] = provenance(cfg, a.seed, 0, time.time() - t0, {})

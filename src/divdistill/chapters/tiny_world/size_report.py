@@ -108,3 +108,44 @@ def _prompt_moments(d: dict, pool: dict, ci) -> str:
     return text + (" So the miss is the prompt's share of q(x_T): sampling maps a start distribution, so even the "
                    "exact score, started from a prompt-free prior, would miss as well. A better teacher cannot close "
                    "this gap; only a start that carries the prompt's layout signal can.")
+
+
+LEAK_COLUMNS = {"start": "start", "adherence": "adherence", "adherence_shape": "shape", "adherence_size": "size",
+                "diversity_ratio": "diversity ÷ data", "teacher_grain_p90": "grain p90",
+                "fid_eval_prompts": "FID (eval prompts)"}  # background and colour: in "fails" (the page is narrow)
+LEAK_STARTS = {"the sampling prior": "prior", "a Gaussian with q(x_T | c)'s moments": "Gaussian q(x_T | c)"}
+
+
+def leak_table_rows(d: dict) -> list[dict]:
+    """teacher_leak.json's two starts for the page: the acceptance's numbers and the checks each fails."""
+    fmt = lambda k, v: LEAK_STARTS.get(v, v) if k == "start" else f"{v:.1f}" if k in ("teacher_grain_p90", "fid_eval_prompts") \
+        else f"{v:.3f}" if k.startswith("adherence") else f"{v:.2f}"  # noqa: E731
+    return [{**{name: fmt(k, r[k]) for k, name in LEAK_COLUMNS.items() if k in r},
+             "fails": ", ".join(r["fails"]) or "none"} for r in d["rows"]]
+
+
+def leak_summary(d: dict | None) -> str:
+    """What teacher_leak.json says: which acceptance checks fail from the prior and which only from there."""
+    if not d:
+        return "No leak diagnosis is committed for this world."
+    prior, given = d["rows"][0], d["rows"][1]
+    only = [c for c in prior["fails"] if c not in given["fails"]]
+    words = lambda cs: " and ".join([", ".join(cs[:-1]), cs[-1]] if len(cs) > 1 else cs) or "none"  # noqa: E731
+    text = (f"On the acceptance's {d['n']:,} prompts and seeds, the teacher from its sampling prior fails "
+            f"{words(prior['fails'])} (adherence {prior['adherence']:.3f}, size {prior['adherence_size']:.3f}). "
+            f"The same weights started from a Gaussian with each prompt's own moments fail {words(given['fails'])} "
+            f"(adherence {given['adherence']:.3f}, size {given['adherence_size']:.3f}; FID_tiny on the evaluation "
+            f"prompts {prior['fid_eval_prompts']:.1f} → {given['fid_eval_prompts']:.1f}).")
+    if only:
+        text += (f" So {words(only)} fail{'s' if len(only) == 1 else ''} because the start lacks the prompt's share "
+                 "of q(x_T), the leak this world shares with SDXL, and not because of the weights.")
+    else:
+        text += " No check fails only because of the start."
+    both = [c for c in given["fails"] if c in prior["fails"]]
+    new = [c for c in given["fails"] if c not in prior["fails"]]
+    if both:
+        text += f" What fails from both starts ({words(both)}) is not the leak's."
+    if new:
+        text += f" From the prompt's Gaussian it also fails {words(new)}, which the prior passes."
+    return text + (" FID_tiny is measured here on the evaluation prompts against their own scenes, the same way for "
+                   "both starts; the acceptance's FID_tiny, on the training prompts, is the one above.")

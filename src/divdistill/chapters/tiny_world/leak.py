@@ -1,0 +1,71 @@
+"""The teacher's acceptance with the signal leak at t = 999 removed to second order (issue 19): the acceptance's
+prompts and seeds (50 DDIM steps, CFG 4), started once from the world's sampling prior and once from a Gaussian with
+each prompt's own moments, q(x_T | c) to second order (size.MomentStarts; the same prior draws inside, no scene).
+
+The first start is the acceptance's own adherence set. The second asks what the same weights do when x_T carries the
+prompt's share of q(x_T), the part a prompt-free prior lacks on a schedule with SDXL's terminal layout SNR
+(tiny.spectrum.terminal_leak). Checks the second passes and the first fails are the leak's, not the teacher's. FID
+here is on the evaluation prompts against their own scenes, the same for both starts; the acceptance's FID_tiny uses
+another prompt set and stays the committed one.
+
+`python -m divdistill.chapters.tiny_world --what leak --variant V` writes <variant>/teacher_leak.json.
+"""
+from __future__ import annotations
+
+import torch
+
+from ... import metrics as M
+from ...distill.bars import TEACHER_BAR, failed_checks, teacher_acceptance
+from ...plan import base
+from ...registry import World
+from ...sampling import run_plan
+from ...tiny.quality import EVAL_PROMPTS, data_diversity, grain_stats, per_prompt_diversity, prompt_set
+from ...tiny.schedule import alpha_T
+from ...tiny.world import scenes_for_prompt
+from .size import MOMENT_SCENES, MomentStarts
+
+STARTS = ("the sampling prior", "a Gaussian with q(x_T | c)'s moments")
+
+
+def _images(world: World, prompts: list[str], seeds: list[int], given: bool, moment_scenes: int, seed: int,
+            batch: int = 100) -> torch.Tensor:
+    """The acceptance plan's images for (prompt, seed) pairs grouped per prompt, from one of the two starts."""
+    plan, a_T, out = base(world), alpha_T(world.extras["schedule"]), []
+    for p in dict.fromkeys(prompts):
+        idx = [i for i, q in enumerate(prompts) if q == p]
+        starts = MomentStarts(a_T, moment_scenes, seed, prompt=p) if given else None
+        for k in range(0, len(idx), batch):
+            s = [seeds[i] for i in idx[k:k + batch]]
+            noise = world.noise(s)  # (B, C, H, W): the prior's draws, inside both starts
+            x_T = None if starts is None else torch.cat([starts(noise[i:i + 1], 30_000 + q) for i, q in
+                                                         enumerate(s)]).to(world.device, world.dtype)  # per image
+            out.append(run_plan(world, plan, [p] * len(s), s, capture=False, x_T=x_T).images.cpu())
+    return torch.cat(out)
+
+
+def _row(evaluator, start: str, images: torch.Tensor, prompts: list[str], data_div: dict, seed: int) -> dict:
+    """One start's acceptance numbers (FID on the evaluation prompts' own scenes) and the checks it passes."""
+    adh = M.adherence(evaluator, images, prompts)
+    div = per_prompt_diversity(evaluator, images, prompts)
+    real = torch.cat([scenes_for_prompt(p, prompts.count(p), seed=40_000 + seed + j).images
+                      for j, p in enumerate(dict.fromkeys(prompts))])  # (N, C, H, W), grouped as the samples are
+    grain = grain_stats(images)
+    div_t, div_d = sum(div.values()) / len(div), sum(data_div.values()) / len(data_div)
+    factors = {k[len("adherence_"):]: v for k, v in adh.items() if k.startswith("adherence_")}
+    fid = M.fid(evaluator, real, images)
+    acc = teacher_acceptance(fid, adh["adherence"], factors, div_t, div_d, grain["grain_p90"])
+    return {"start": start, "n": len(prompts), **adh, "diversity_ratio": div_t / div_d, "fid_eval_prompts": fid,
+            **{f"teacher_{k}": v for k, v in grain.items()},
+            "fails": [c for c in failed_checks(acc) if c != "fid"]}  # FID: another prompt set than the bar's
+
+
+def diagnose_leak(world: World, evaluator, n: int = 1000, seed: int = 1234, moment_scenes: int = MOMENT_SCENES,
+                  prompts=EVAL_PROMPTS) -> dict:
+    """Both starts' rows for one world's teacher (teacher_leak.json): the acceptance's prompts and seeds."""
+    prompts, seeds = prompt_set(n, prompts)
+    data_div = data_diversity(evaluator, prompts, seed)  # the acceptance's data reference
+    with torch.no_grad():
+        rows = [_row(evaluator, s, _images(world, prompts, seeds, i == 1, moment_scenes, seed), prompts, data_div,
+                     seed) for i, s in enumerate(STARTS)]
+    return {"variant": world.extras.get("variant"), "n": len(prompts), "seed": seed, "moment_scenes": moment_scenes,
+            "bar": {k: v for k, v in TEACHER_BAR.items() if k != "fid"}, "rows": rows}
