@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-from .report import _provenance
+from .report import student_provenance
 
 
 def _change_text(changes: dict) -> str:
@@ -31,7 +31,7 @@ def _attempts(root: str):
         teacher = json.load(f)["metrics"].get("final")  # the teacher's probe: 50 DDIM steps, n × 3 seeds
     table = _table(root)
     for rec in load_attempts(root):
-        shipped = _provenance(root, rec["student"])
+        shipped = student_provenance(root, rec["student"])
         ref = probe_curve(shipped["metrics"], shipped["steps"]) if shipped else []
         yield rec, ref, (teacher["fid"] if teacher else None), table
 

@@ -29,7 +29,8 @@ def plateau_rows(variants: dict[str, str]) -> list[dict]:
     return rows
 
 
-def _provenance(root: str, student: str) -> dict | None:
+def student_provenance(root: str, student: str) -> dict | None:
+    """A student's provenance.json under a world root (None when it has none)."""
     path = os.path.join(root, "students", student, "provenance.json")
     if not os.path.exists(path):
         return None
@@ -42,7 +43,7 @@ def _student_records(variants: dict[str, str]):
     for v, root in variants.items():
         sdir = os.path.join(root, "students")
         for s in sorted(os.listdir(sdir)) if os.path.isdir(sdir) else []:
-            rec = _provenance(root, s)
+            rec = student_provenance(root, s)
             if rec is not None:
                 yield v, s, rec
 
@@ -70,7 +71,7 @@ def quality_rows(eval_rows: list[dict], variants: dict[str, str], variant: str) 
         if name == "teacher" or teacher is None:
             continue
         method = method_of(name)
-        rec = _provenance(variants[variant], name)
+        rec = student_provenance(variants[variant], name)
         m = (rec or {}).get("metrics", {})
         curve = probe_curve(m, rec["steps"]) if rec and m.get("final_probe") else []
         half = half_way_probe(m["probes"], rec["steps"]) if curve and m.get("probes") else None
