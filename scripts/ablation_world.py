@@ -46,8 +46,8 @@ WEIGHTS = ("unet", "text_encoder")
 # What the old students' world computed; install removes them so nothing stale is read (retrain_world.py evaluate
 # writes them again).
 CHAPTER_JSONS = ("analogue.json", "covariate_shift.json", "dt_curves.json", "hybrid_eval.json", "teacher_grain.json",
-                 "teacher_size.json", os.path.join("students", "eval.json"), os.path.join("students", "controls.json"),
-                 os.path.join("students", "prior_sensitivity.json"))
+                 "teacher_size.json", "teacher_leak.json", os.path.join("students", "eval.json"),
+                 os.path.join("students", "controls.json"), os.path.join("students", "prior_sensitivity.json"))
 
 
 def stage_dirs(next_root: str, preset: str) -> list[str]:

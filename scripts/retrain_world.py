@@ -24,7 +24,8 @@ from divdistill.distill.recipes import RECIPES, length_key
 from divdistill.tiny.loader import DEFAULT_VARIANT
 
 PY = sys.executable
-EVAL_JOBS = ("eval", "controls", "analogue", "grain", "size", "dt_curves", "hybrid", "covariate", "control", "prior")
+EVAL_JOBS = ("eval", "controls", "analogue", "grain", "size", "leak", "dt_curves", "hybrid", "covariate", "control",
+             "prior")
 EVAL_NEEDS = {"covariate": ("pd",)}  # students an evaluation cannot run without (the covariate study distills PD)
 # The students' training length on one GPU (4-10x the samples of the CPU world's first students); iterations
 # and batch are the recipe's --set overrides and land in each student's provenance.
@@ -47,11 +48,11 @@ EVAL_SIZES = {  # (job, args) of every committed evaluation JSON of one variant
     "gpu": {"eval": "--n 1000 --seeds 3", "controls": "--per-prompt 24 --seeds 3 --n-fid 1000", "analogue": "--n 64",
             "grain": "--n 64 --n-fid 1000", "dt_curves": "--n-seeds 16", "hybrid": "--other-per-prompt 20",
             "covariate": "--n 96 --seeds 0 1 2", "control": ("--retrain", ""), "prior": "--n-fid 1000",
-            "size": "--n 100"},
+            "size": "--n 100", "leak": "--n 1000"},
     "micro": {"eval": "--n 8 --seeds 2", "controls": "--per-prompt 2 --seeds 2 --n-fid 8", "analogue": "--n 2",
               "grain": "--n 2 --n-fid 8", "dt_curves": "--n-seeds 2",
               "covariate": "--n 4 --seeds 0 1 --n-shift 8 --k 2",
-              "control": ("--retrain --steps 2", "--n-seeds 2"), "prior": "--n-fid 8", "size": "--n 2",
+              "control": ("--retrain --steps 2", "--n-seeds 2"), "prior": "--n-fid 8", "size": "--n 2", "leak": "--n 2",
               "hybrid": "--n-prompts 2 --per-prompt 2 --replicates 2 --base-per-prompt 2 --base-replicates 1 "
                         "--sweep-per-prompt 2 --other-per-prompt 2 --n-eval 8 --n-ref 8 --n-boot 20"},
 }
@@ -132,6 +133,7 @@ def eval_jobs(variant: str, preset: str) -> dict:
         f"{variant}-analogue": m("chapters.tiny_world", *v, *s["analogue"].split()),
         f"{variant}-grain": m("chapters.tiny_world", *v, "--what", "grain", *s["grain"].split()),
         f"{variant}-size": m("chapters.tiny_world", *v, "--what", "size", *s["size"].split()),
+        f"{variant}-leak": m("chapters.tiny_world", *v, "--what", "leak", *s["leak"].split()),
         f"{variant}-dt_curves": m("chapters.dt", *v, *s["dt_curves"].split()),
         f"{variant}-hybrid": m("chapters.hybrid", *v, *s["hybrid"].split()),
         f"{variant}-covariate": m("chapters.covariate", *v, *s["covariate"].split(), "--out",

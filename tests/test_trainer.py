@@ -1,9 +1,10 @@
 """One trainer skeleton (distill/trainer.py): every method's losses stay those of the trainers it replaced, to float32
 rounding, and one naming rule. A CPU with other vector instructions rounds the last bits differently: seen here 2e-7
 relative, and 1.7e-5 on an AMD EPYC for lcm_ddil_reflected, whose small losses (1e-3 and below) come after a DDIL
-rollout and so carry the rounding of many steps; the tolerance is 1e-4, far below what a changed loss moves. The losses were recorded before the refactor (git 33afda3) on the committed sd-schedule teacher, one
-thread, and the skeleton matched them through git 303081b; when that teacher was retrained (issue 19's ablation on the
-default world's recipe) they were re-recorded from the same skeleton, the trainer code unchanged, on the new one."""
+rollout and so carry the rounding of many steps; the tolerance is 1e-4, far below what a changed loss moves. The
+losses were recorded before the refactor (git 33afda3) on the committed sd-schedule teacher, one thread, and the
+skeleton matched them through git 303081b; when that teacher was retrained (issue 19's ablation on the default world's
+recipe) they were re-recorded from the same skeleton, the trainer code unchanged, on the new one."""
 import dataclasses
 
 import pytest

@@ -174,7 +174,8 @@ def terminal_leak(n_scenes: int = 4000, seed: int = 0, alpha: float = ALPHA) -> 
     d = derive(n_scenes, seed, alpha)
     tiny_block, tiny_var = RES // LAYOUT_FRACTION, d["tiny_layout_variance"]
     cases = (("SDXL (latent 128² × 4)", sd_alphas_cumprod(), LATENT_GRID // LAYOUT_FRACTION,
-              d["latent_layout_variance"]), ("tiny, SD schedule (sd-schedule)", sd_alphas_cumprod(), tiny_block, tiny_var),
+              d["latent_layout_variance"]),
+             ("tiny, SD schedule (sd-schedule)", sd_alphas_cumprod(), tiny_block, tiny_var),
              (f"tiny, SNR × {d['snr_factor']:.1f} (spectrum-matched)", shifted(d["snr_factor"]), tiny_block, tiny_var),
              (f"tiny, SNR × {SNR_FACTOR:.1f} (snr-matched)", shifted(SNR_FACTOR), tiny_block, tiny_var))
     out = []

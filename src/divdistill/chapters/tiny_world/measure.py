@@ -167,7 +167,8 @@ def _main(argv) -> int:
     p = C.add_common(C.parser(PROG, description=main.__doc__),
                      out="default: data/tiny/<variant>/analogue.json, teacher_grain.json or teacher_size.json")
     p.add_argument("--what", choices=tuple(OUTPUTS), default="analogue")
-    p.add_argument("--n", type=int, default=64, help="samples per case (size: per prompt and source; leak: in all, 1,000 as the acceptance)")
+    p.add_argument("--n", type=int, default=64,
+                   help="samples per case (size: per prompt and source; leak: in all, 1,000 as the acceptance)")
     p.add_argument("--n-fid", type=int, default=1000, help="grain: samples per sampler for FID_tiny (0: none)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--students", default=None, help="analogue: the students diagnosed, comma-separated (default: "

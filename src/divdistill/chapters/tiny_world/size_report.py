@@ -116,11 +116,18 @@ LEAK_COLUMNS = {"start": "start", "adherence": "adherence", "adherence_shape": "
 LEAK_STARTS = {"the sampling prior": "prior", "a Gaussian with q(x_T | c)'s moments": "Gaussian q(x_T | c)"}
 
 
+def _leak_cell(k: str, v):
+    """One leak-table cell: the start's short name, or the number at its column's precision."""
+    if k == "start":
+        return LEAK_STARTS.get(v, v)
+    if k in ("teacher_grain_p90", "fid_eval_prompts"):
+        return f"{v:.1f}"
+    return f"{v:.3f}" if k.startswith("adherence") else f"{v:.2f}"
+
+
 def leak_table_rows(d: dict) -> list[dict]:
     """teacher_leak.json's two starts for the page: the acceptance's numbers and the checks each fails."""
-    fmt = lambda k, v: LEAK_STARTS.get(v, v) if k == "start" else f"{v:.1f}" if k in ("teacher_grain_p90", "fid_eval_prompts") \
-        else f"{v:.3f}" if k.startswith("adherence") else f"{v:.2f}"  # noqa: E731
-    return [{**{name: fmt(k, r[k]) for k, name in LEAK_COLUMNS.items() if k in r},
+    return [{**{name: _leak_cell(k, r[k]) for k, name in LEAK_COLUMNS.items() if k in r},
              "fails": ", ".join(r["fails"]) or "none"} for r in d["rows"]]
 
 
