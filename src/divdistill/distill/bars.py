@@ -26,12 +26,16 @@ def teacher_acceptance(fid: float, adherence: float, factors: dict, diversity: f
     return {**checks, "all": all(checks.values())}
 
 
+def adherence_factors(m: dict) -> dict:
+    """{factor: adherence} from metrics keyed adherence_<factor> (metrics.factor_adherence's output)."""
+    return {k[len("adherence_"):]: x for k, x in m.items()
+            if k.startswith("adherence_") and isinstance(x, (int, float))}
+
+
 def acceptance_of(m: dict) -> dict:
     """`teacher_acceptance` from a teacher's evaluated metrics (`python -m divdistill.tiny evaluate`, provenance)."""
-    factors = {k[len("adherence_"):]: x for k, x in m.items() if k.startswith("adherence_")
-               and isinstance(x, (int, float))}
-    return teacher_acceptance(m["fid_tiny_teacher_vs_data"], m["adherence"], factors, m["diversity_teacher_mean"],
-                              m["diversity_data_mean"], m.get("teacher_grain_p90"))
+    return teacher_acceptance(m["fid_tiny_teacher_vs_data"], m["adherence"], adherence_factors(m),
+                              m["diversity_teacher_mean"], m["diversity_data_mean"], m.get("teacher_grain_p90"))
 
 
 def failed_checks(acc: dict) -> list[str]:

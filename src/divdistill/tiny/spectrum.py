@@ -165,6 +165,14 @@ def layout_snr_at(alpha_bar: float, block: int, layout_var: float) -> float:
     return alpha_bar / (1 - alpha_bar) * block ** 2 * layout_var
 
 
+def leak_at(alpha_bar: float, block: int, layout_var: float) -> dict:
+    """The leak at one ᾱ (t = 999's, by use): layout SNR, the signal's share of the layout-scale variance, and what a
+    prompt-free start keeps of the data's layout variance under the linear flow."""
+    r = layout_snr_at(alpha_bar, block, layout_var)
+    return {"alpha_bar_T": alpha_bar, "layout_snr_T": r, "signal_share_T": r / (1 + r),
+            "variance_kept_linear": 1 / (1 + r)}
+
+
 def terminal_leak(n_scenes: int = 4000, seed: int = 0, alpha: float = ALPHA) -> list[dict]:
     """Layout SNR at t = 999 and the signal's share of q(x_T)'s layout-scale variance (what a start without the
     prompt lacks), for SDXL's latent and the tiny world on SD's schedule, on the derived s and on the count's 64/3."""
@@ -178,10 +186,4 @@ def terminal_leak(n_scenes: int = 4000, seed: int = 0, alpha: float = ALPHA) -> 
              ("tiny, SD schedule (sd-schedule)", sd_alphas_cumprod(), tiny_block, tiny_var),
              (f"tiny, SNR × {d['snr_factor']:.1f} (spectrum-matched)", shifted(d["snr_factor"]), tiny_block, tiny_var),
              (f"tiny, SNR × {SNR_FACTOR:.1f} (snr-matched)", shifted(SNR_FACTOR), tiny_block, tiny_var))
-    out = []
-    for name, ac, block, var in cases:
-        a_T = float(ac[-1])
-        r = layout_snr_at(a_T, block, var)
-        out.append({"schedule": name, "alpha_bar_T": a_T, "layout_snr_T": r, "signal_share_T": r / (1 + r),
-                    "variance_kept_linear": 1 / (1 + r)})
-    return out
+    return [{"schedule": name, **leak_at(float(ac[-1]), block, var)} for name, ac, block, var in cases]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 
 from ... import metrics as M
-from ...distill.bars import TEACHER_BAR, failed_checks, teacher_acceptance
+from ...distill.bars import TEACHER_BAR, adherence_factors, failed_checks, teacher_acceptance
 from ...plan import base
 from ...registry import World
 from ...sampling import run_plan
@@ -51,9 +51,8 @@ def _row(evaluator, start: str, images: torch.Tensor, prompts: list[str], data_d
                       for j, p in enumerate(dict.fromkeys(prompts))])  # (N, C, H, W), grouped as the samples are
     grain = grain_stats(images)
     div_t, div_d = sum(div.values()) / len(div), sum(data_div.values()) / len(data_div)
-    factors = {k[len("adherence_"):]: v for k, v in adh.items() if k.startswith("adherence_")}
     fid = M.fid(evaluator, real, images)
-    acc = teacher_acceptance(fid, adh["adherence"], factors, div_t, div_d, grain["grain_p90"])
+    acc = teacher_acceptance(fid, adh["adherence"], adherence_factors(adh), div_t, div_d, grain["grain_p90"])
     return {"start": start, "n": len(prompts), **adh, "diversity_ratio": div_t / div_d, "fid_eval_prompts": fid,
             **{f"teacher_{k}": v for k, v in grain.items()},
             "fails": [c for c in failed_checks(acc) if c != "fid"]}  # FID: another prompt set than the bar's

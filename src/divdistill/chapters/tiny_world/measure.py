@@ -165,7 +165,8 @@ def _main(argv) -> int:
     from ...tiny.loader import load_tiny_world, variant_dir
 
     p = C.add_common(C.parser(PROG, description=main.__doc__),
-                     out="default: data/tiny/<variant>/analogue.json, teacher_grain.json or teacher_size.json")
+                     out="default: data/tiny/<variant>/analogue.json, teacher_grain.json, teacher_size.json or "
+                         "teacher_leak.json")
     p.add_argument("--what", choices=tuple(OUTPUTS), default="analogue")
     p.add_argument("--n", type=int, default=64,
                    help="samples per case (size: per prompt and source; leak: in all, 1,000 as the acceptance)")

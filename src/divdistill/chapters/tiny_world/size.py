@@ -1,6 +1,6 @@
 """Where the teacher loses size adherence (issue 19's "≥ 0.90 on every factor"): for each evaluation prompt that names
 a size, the share of images on the named side of the small/large split and their mean size, as the evaluator reads
-them, for five sources on the same prompts:
+them, for six sources on the same prompts:
 
 - the data (the prompt's own scenes: what the evaluator reads on real images, the ceiling);
 - the teacher on its acceptance plan (50 DDIM steps, CFG 4) from the world's sampling prior;
@@ -155,12 +155,11 @@ def teacher_offset_noise(root: str | None) -> float:
 def terminal_of(world: World) -> dict:
     """The world's layout SNR at t = 999 and the signal's share of q(x_T)'s layout-scale variance (tiny.spectrum's
     terminal-leak formula on its schedule and its data's measured layout variance)."""
-    from ...tiny.spectrum import LAYOUT_FRACTION, derive, layout_snr_at
+    from ...tiny.spectrum import LAYOUT_FRACTION, derive, leak_at
     from ...tiny.world import RES
 
-    a_T = alpha_T(world.extras["schedule"])
-    r = layout_snr_at(a_T, RES // LAYOUT_FRACTION, derive()["tiny_layout_variance"])
-    return {"alpha_bar_T": a_T, "layout_snr_T": r, "signal_share_T": r / (1 + r)}
+    leak = leak_at(alpha_T(world.extras["schedule"]), RES // LAYOUT_FRACTION, derive()["tiny_layout_variance"])
+    return {k: leak[k] for k in ("alpha_bar_T", "layout_snr_T", "signal_share_T")}
 
 
 def diagnose_size(world: World, evaluator, n: int = 100, seed: int = 0) -> dict:

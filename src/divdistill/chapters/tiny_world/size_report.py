@@ -91,9 +91,9 @@ def _prompt_moments(d: dict, pool: dict, ci) -> str:
     if verdict(gap, ">") is not True:
         return text + (" It does not clearly lift the share: the prompt's first two moments do not carry what a real "
                        "layout hands over.")
-    words = [w for w in ("small", "large") if verdict(start_gap(d["rows"], w), ">") is True]
-    part = "; ".join(f"on “{w}”, {start_gap(d['rows'], w, given).mean / start_gap(d['rows'], w).mean:.0%}"
-                     for w in words)
+    real_by = {w: start_gap(d["rows"], w) for w in ("small", "large")}
+    part = "; ".join(f"on “{w}”, {start_gap(d['rows'], w, given).mean / e.mean:.0%}"
+                     for w, e in real_by.items() if verdict(e, ">") is True)
     text += (f" It closes {gap.mean / full.mean:.0%} of the gap a real layout closes" + (f" ({part})" if part else "")
              + ".")
     term = d.get("terminal")
