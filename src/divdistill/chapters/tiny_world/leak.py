@@ -4,13 +4,16 @@ each prompt's own moments, q(x_T | c) to second order (size.MomentStarts; the sa
 
 The first start is the acceptance's own adherence set. The second asks what the same weights do when x_T carries the
 prompt's share of q(x_T), the part a prompt-free prior lacks on a schedule with SDXL's terminal layout SNR
-(tiny.spectrum.terminal_leak). Checks the second passes and the first fails are the leak's, not the teacher's. FID
+(tiny.spectrum.terminal_leak). The last two are the first two with each draw's amplitude spread narrowed to an SDXL
+latent's (tiny.spectrum.concentrate_amplitude: 65,536 values, not 3,072), the grain's candidate remedy. Checks the second passes and the first fails are the leak's, not the teacher's. FID
 here is on the evaluation prompts against their own scenes, the same for both starts; the acceptance's FID_tiny uses
 another prompt set and stays the committed one.
 
 `python -m divdistill.chapters.tiny_world --what leak --variant V` writes <variant>/teacher_leak.json.
 """
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -21,25 +24,37 @@ from ...registry import World
 from ...sampling import run_plan
 from ...tiny.quality import EVAL_PROMPTS, data_diversity, grain_stats, per_prompt_diversity, prompt_set
 from ...tiny.schedule import alpha_T
+from ...tiny.spectrum import concentrate_amplitude
 from ...tiny.world import scenes_for_prompt
 from .size import MOMENT_SCENES, MomentStarts
 
-STARTS = ("the sampling prior", "a Gaussian with q(x_T | c)'s moments")
+STARTS = ("the sampling prior", "a Gaussian with q(x_T | c)'s moments", "the sampling prior, SDXL's amplitude spread",
+          "a Gaussian with q(x_T | c)'s moments, SDXL's amplitude spread")
+
+
+def start_kind(start: str) -> tuple[bool, bool]:
+    """(carries the prompt's moments, amplitude spread narrowed to SDXL's) of one of STARTS."""
+    if start not in STARTS:
+        raise ValueError(f"unknown start {start!r}; valid: {list(STARTS)}")
+    i = STARTS.index(start)
+    return i % 2 == 1, i >= 2
 
 
 def _images(world: World, prompts: list[str], seeds: list[int], given: bool, moment_scenes: int, seed: int,
-            batch: int = 100) -> torch.Tensor:
-    """The acceptance plan's images for (prompt, seed) pairs grouped per prompt, from one of the two starts."""
+            batch: int = 100, sdxl_spread: bool = False) -> torch.Tensor:
+    """The acceptance plan's images for (prompt, seed) pairs grouped per prompt, from one of STARTS."""
     plan, a_T, out = base(world), alpha_T(world.extras["schedule"]), []
     for p in dict.fromkeys(prompts):
         idx = [i for i, q in enumerate(prompts) if q == p]
         starts = MomentStarts(a_T, moment_scenes, seed, prompt=p) if given else None
         for k in range(0, len(idx), batch):
             s = [seeds[i] for i in idx[k:k + batch]]
-            noise = world.noise(s)  # (B, C, H, W): the prior's draws, inside both starts
-            x_T = None if starts is None else torch.cat([starts(noise[i:i + 1], 30_000 + q) for i, q in
-                                                         enumerate(s)]).to(world.device, world.dtype)  # per image
-            out.append(run_plan(world, plan, [p] * len(s), s, capture=False, x_T=x_T).images.cpu())
+            noise = world.noise(s).cpu()  # (B, C, H, W): the prior's draws, inside every start
+            noise = concentrate_amplitude(noise, world.prior_std) if sdxl_spread else noise
+            x_T = noise if starts is None else torch.cat([starts(noise[i:i + 1], 30_000 + q)
+                                                          for i, q in enumerate(s)])  # per image
+            out.append(run_plan(world, plan, [p] * len(s), s, capture=False,
+                                x_T=x_T.to(world.device, world.dtype)).images.cpu())
     return torch.cat(out)
 
 
@@ -60,11 +75,14 @@ def _row(evaluator, start: str, images: torch.Tensor, prompts: list[str], data_d
 
 def diagnose_leak(world: World, evaluator, n: int = 1000, seed: int = 1234, moment_scenes: int = MOMENT_SCENES,
                   prompts=EVAL_PROMPTS) -> dict:
-    """Both starts' rows for one world's teacher (teacher_leak.json): the acceptance's prompts and seeds."""
+    """Every start's row for one world's teacher (teacher_leak.json): the acceptance's prompts and seeds."""
     prompts, seeds = prompt_set(n, prompts)
     data_div = data_diversity(evaluator, prompts, seed)  # the acceptance's data reference
     with torch.no_grad():
-        rows = [_row(evaluator, s, _images(world, prompts, seeds, i == 1, moment_scenes, seed), prompts, data_div,
-                     seed) for i, s in enumerate(STARTS)]
+        rows = []
+        for start in STARTS:
+            given, spread = start_kind(start)
+            images = _images(world, prompts, seeds, given, moment_scenes, seed, sdxl_spread=spread)
+            rows.append(_row(evaluator, start, images, prompts, data_div, seed))
     return {"variant": world.extras.get("variant"), "n": len(prompts), "seed": seed, "moment_scenes": moment_scenes,
-            "bar": {k: v for k, v in TEACHER_BAR.items() if k != "fid"}, "rows": rows}
+            "values_per_start": math.prod(world.latent_shape), "bar": {k: v for k, v in TEACHER_BAR.items() if k != "fid"}, "rows": rows}

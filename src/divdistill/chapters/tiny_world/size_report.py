@@ -113,7 +113,9 @@ def _prompt_moments(d: dict, pool: dict, ci) -> str:
 LEAK_COLUMNS = {"start": "start", "adherence": "adherence", "adherence_shape": "shape", "adherence_size": "size",
                 "diversity_ratio": "diversity ÷ data", "teacher_grain_p90": "grain p90",
                 "fid_eval_prompts": "FID (eval prompts)"}  # background and colour: in "fails" (the page is narrow)
-LEAK_STARTS = {"the sampling prior": "prior", "a Gaussian with q(x_T | c)'s moments": "Gaussian q(x_T | c)"}
+LEAK_STARTS = {"the sampling prior": "prior", "a Gaussian with q(x_T | c)'s moments": "Gaussian q(x_T | c)",
+               "the sampling prior, SDXL's amplitude spread": "prior, SDXL's spread",
+               "a Gaussian with q(x_T | c)'s moments, SDXL's amplitude spread": "Gaussian q(x_T | c), SDXL's spread"}
 
 
 def _leak_cell(k: str, v):
@@ -126,7 +128,7 @@ def _leak_cell(k: str, v):
 
 
 def leak_table_rows(d: dict) -> list[dict]:
-    """teacher_leak.json's two starts for the page: the acceptance's numbers and the checks each fails."""
+    """teacher_leak.json's starts for the page: the acceptance's numbers and the checks each fails."""
     return [{**{name: _leak_cell(k, r[k]) for k, name in LEAK_COLUMNS.items() if k in r},
              "fails": ", ".join(r["fails"]) or "none"} for r in d["rows"]]
 
@@ -156,3 +158,29 @@ def leak_summary(d: dict | None) -> str:
         text += f" From the prompt's Gaussian it also fails {words(new)}, which the prior passes."
     return text + (" FID_tiny is measured here on the evaluation prompts against their own scenes, the same way for "
                    "both starts; the acceptance's FID_tiny, on the training prompts, is the one above.")
+
+
+def spread_summary(d: dict | None) -> str:
+    """What teacher_leak.json's last two starts say: the same draws with SDXL's amplitude spread, grain and checks."""
+    from ...tiny.spectrum import SDXL_VALUES, amplitude_spread
+
+    if not d or len(d["rows"]) < 4:
+        return ""
+    p, g, ps, gs = d["rows"][:4]
+    n = d["values_per_start"]
+    words = lambda cs: ", ".join(cs) or "none"  # noqa: E731
+    text = (f"Each start's own amplitude is the other half. The same draws with each one's std pulled toward the "
+            f"prior's, so that it spreads as an SDXL latent's does (±{amplitude_spread(SDXL_VALUES):.2%} for "
+            f"{SDXL_VALUES:,} values, not ±{amplitude_spread(n):.2%} for {n:,}), take the 90th percentile "
+            f"of grain from {p['teacher_grain_p90']:.2f} to {ps['teacher_grain_p90']:.2f} levels from the prior "
+            f"(visible on {p['teacher_grain_visible_frac']:.1%} → {ps['teacher_grain_visible_frac']:.1%} of the "
+            f"images) and from {g['teacher_grain_p90']:.2f} to {gs['teacher_grain_p90']:.2f} from the prompt's "
+            f"Gaussian; adherence stays {p['adherence']:.3f} → {ps['adherence']:.3f} and {g['adherence']:.3f} → "
+            f"{gs['adherence']:.3f}. The checks failed are {words(ps['fails'])} and {words(gs['fails'])}.")
+    if "grain" in p["fails"] and "grain" not in ps["fails"]:
+        text += (" So the grain is the start's amplitude spread, which the tiny world has because each start holds "
+                 "few values, and not the weights'.")
+    if not gs["fails"]:
+        text += (" Started from the prompt's Gaussian with SDXL's spread, the committed teacher passes every check "
+                 "made here.")
+    return text
