@@ -75,9 +75,11 @@ def test_grain_diagnosis_parts(tiny_world):
     one = one_step_grain(tiny_world, n=2, ts=(19, 899))
     assert [r["t"] for r in one] == [19, 899] and one[0]["noise (levels)"] < one[1]["noise (levels)"]
     assert [r["student"] for r in student_grain(tiny_world, n=2)] == tiny_world.students  # none registered by the above
-    unit, marginal = prior_grain(tiny_world, n=2)
-    assert (unit["prior"], marginal["prior"]) == ("unit", "marginal") and unit["x_T std"] == 1.0 > marginal["x_T std"]
+    unit, marginal, spread = prior_grain(tiny_world, n=2)
+    assert (unit["prior"], marginal["prior"], spread["prior"]) == ("unit", "marginal", "marginal-sdxl-spread")
+    assert unit["x_T std"] == 1.0 > marginal["x_T std"] == spread["x_T std"]
     assert [unit["world's"], marginal["world's"]] == [tiny_world.prior_std == 1.0, tiny_world.prior_std < 1.0]
+    assert spread["world's"] == (tiny_world.prior_spread is not None)
     with pytest.raises(ValueError, match="unknown sampler 'heun'"):
         teacher_plan(tiny_world, "heun", 50, 4.0)
     with pytest.raises(SystemExit):  # argparse names the valid choices

@@ -87,4 +87,4 @@ def test_the_engine_has_no_chapter_code():
     """The top level holds only the engine modules the README lists."""
     engine = {p.stem for p in SRC.glob("*.py")} - {"__init__", "__main__"}
     assert engine <= {"plan", "sampling", "solvers", "preview", "metrics", "stats", "io", "training", "commandline",
-                      "registry", "worlds", "sdxl", "generate", "paper", "switch"}, engine
+                      "registry", "worlds", "sdxl", "generate", "paper", "switch", "prior"}, engine

@@ -10,8 +10,9 @@ import torch
 
 from divdistill.distill import DDILConfig, ReplayBuffer, refresh_buffer
 from divdistill.tiny.loader import load_tiny_world, set_world_prior, variant_dir
-from divdistill.tiny.schedule import (PRIORS, SD_SCHEDULE, alphas_cumprod, diffusers_config, prior_of, prior_std,
-                                      scheduler_config, shifted)
+from divdistill.prior import amplitude_spread, apply_prior
+from divdistill.tiny.schedule import (PRIORS, SD_SCHEDULE, SDXL_SPREAD, alphas_cumprod, diffusers_config, prior_label,
+                                      prior_of, prior_spread, prior_std, scheduler_config, shifted)
 from divdistill.tiny.teacher import TeacherConfig
 
 
@@ -37,7 +38,8 @@ def test_prior_excess_is_what_a_unit_prior_adds_at_the_pixel_scale():
                                   lambda: prior_of({**SD_SCHEDULE, "prior": "zero-snr"}),
                                   lambda: TeacherConfig(prior="zero-snr")])
 def test_unknown_prior_is_a_clear_error(call):
-    with pytest.raises(ValueError, match=r"unknown sampling prior 'zero-snr'; valid: \['unit', 'marginal'\]"):
+    with pytest.raises(ValueError,
+                       match=r"unknown sampling prior 'zero-snr'; valid: \['unit', 'marginal', 'marginal-sdxl-spread'\]"):
         call()
 
 
@@ -62,6 +64,37 @@ def test_rollouts_start_from_the_prior():
                        prior_std=s)
         stds[s] = torch.stack([e[0] for e in buf.items]).std().item()
     assert stds[1.0] == pytest.approx(1.0, abs=0.03) and stds[0.5] == pytest.approx(stds[1.0] / 2, rel=1e-5)
+    buf = ReplayBuffer(1000)  # the spread prior: each rollout's start is the same draw, its amplitude narrowed
+    refresh_buffer(buf, cfg, eps, [999], ["a shape"] * 64, torch.Generator().manual_seed(0), ac, shape=shape,
+                   prior_std=0.5, prior_spread=SDXL_SPREAD)
+    r = torch.stack([e[0] for e in buf.items]).flatten(1).std(1) / 0.5
+    assert r.std() < 0.5 * amplitude_spread(3 * 16 * 16)
+
+
+def test_apply_prior_narrows_each_draws_amplitude_and_keeps_its_direction():
+    eps = torch.randn(4000, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(apply_prior(eps, 0.97), eps * 0.97)  # no spread: the Gaussian prior, bit for bit
+    x, y = 0.97 * eps, apply_prior(eps, 0.97, SDXL_SPREAD)
+    r = lambda z: (z.flatten(1).std(1) / 0.97).double()  # noqa: E731
+    assert abs(r(x).std() / amplitude_spread(3072) - 1) < 0.05 and abs(r(y).std() / SDXL_SPREAD - 1) < 0.05
+    assert SDXL_SPREAD == amplitude_spread(128 * 128 * 4)  # ±0.28 %: 4.6 times less than the tiny world's ±1.28 %
+    torch.testing.assert_close(y.mean((1, 2, 3)), x.mean((1, 2, 3)), atol=1e-6, rtol=0)  # each draw's mean kept
+    centred = lambda z: (z - z.mean((1, 2, 3), True)).flatten(1)  # noqa: E731
+    assert torch.nn.functional.cosine_similarity(centred(x), centred(y)).min() > 1 - 1e-6  # same directions
+    with pytest.raises(ValueError, match="values must be >= 1"):
+        amplitude_spread(0)
+    with pytest.raises(ValueError, match="spread must be > 0"):
+        apply_prior(eps[:2], 1.0, 0.0)
+
+
+def test_the_spread_prior_is_the_marginal_std_with_sdxls_spread(tiny_world):
+    cfg = scheduler_config(11.0, "marginal-sdxl-spread")
+    assert prior_std(cfg) == prior_std(scheduler_config(11.0, "marginal")) and prior_spread(cfg) == SDXL_SPREAD
+    assert prior_spread(scheduler_config(11.0, "marginal")) is None and prior_spread(SD_SCHEDULE) is None
+    assert prior_label(cfg).startswith("N(0, (1 − ᾱ_T) I) draws with SDXL's amplitude spread")
+    w = dataclasses.replace(tiny_world, prior_spread=SDXL_SPREAD)
+    torch.testing.assert_close(w.noise([3, 4]), apply_prior(tiny_world.unit_noise([3, 4]), w.prior_std, SDXL_SPREAD))
+    assert torch.equal(tiny_world.noise([3]), tiny_world.unit_noise([3]) * tiny_world.prior_std)
 
 
 def test_set_prior_rewrites_every_schedule_and_the_world_follows(tmp_path):
@@ -81,9 +114,9 @@ def test_set_prior_rewrites_every_schedule_and_the_world_follows(tmp_path):
     assert torch.equal(after.noise([7]), out["prior_std"] * before.noise([7]))
     assert set_world_prior(str(root), "marginal")["changed"] == {}  # idempotent
     assert set_world_prior(str(root), "unit")["changed"]["teacher"] == ["marginal", "unit"]
-    with pytest.raises(ValueError, match="valid: \\['unit', 'marginal'\\]"):
+    with pytest.raises(ValueError, match="valid: \\['unit', 'marginal', 'marginal-sdxl-spread'\\]"):
         set_world_prior(str(root), "nope")
-    assert PRIORS == ("unit", "marginal")
+    assert PRIORS == ("unit", "marginal", "marginal-sdxl-spread")
 
 
 def test_prior_sensitivity_scans_the_start_std_and_resumes(tiny_world, tmp_path, monkeypatch):

@@ -159,18 +159,3 @@ def test_terminal_leak_matches_sdxl_on_the_derived_factor_only():
     with pytest.raises(ValueError, match="0 < alpha_bar < 1"):
         S.layout_snr_at(1.0, 4, 1.0)
 
-
-def test_concentrate_amplitude_gives_sdxl_spread_and_keeps_directions():
-    from divdistill.tiny.spectrum import SDXL_VALUES, amplitude_spread, concentrate_amplitude
-
-    x = 0.97 * torch.randn(4000, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-    y = concentrate_amplitude(x, 0.97)
-    r = lambda z: (z.flatten(1).std(1) / 0.97).double()  # noqa: E731
-    assert abs(r(x).std() / amplitude_spread(3072) - 1) < 0.05
-    assert abs(r(y).std() / amplitude_spread(SDXL_VALUES) - 1) < 0.05
-    torch.testing.assert_close(y.mean((1, 2, 3)), x.mean((1, 2, 3)), atol=1e-6, rtol=0)  # each draw's mean kept
-    cos = torch.nn.functional.cosine_similarity((x - x.mean((1, 2, 3), True)).flatten(1),
-                                                (y - y.mean((1, 2, 3), True)).flatten(1))
-    assert cos.min() > 1 - 1e-6  # same directions
-    with pytest.raises(ValueError, match="values must be >= 1"):
-        amplitude_spread(0)

@@ -7,6 +7,8 @@ from typing import Callable
 
 import torch
 
+from .prior import apply_prior
+
 
 class ModelUnavailableError(RuntimeError):
     """A checkpoint could not be loaded (no hub access, missing file)."""
@@ -77,6 +79,7 @@ class World:
     decode_fn: Callable | None = None
     extras: dict = field(default_factory=dict)
     prior_std: float = 1.0  # x_T ~ N(0, prior_std²·I), VP: the sampling prior every plan starts from
+    prior_spread: float | None = None  # each draw's amplitude spread narrowed to this (prior.apply_prior); None: N's own
 
     @property
     def names(self) -> list[str]:
@@ -97,12 +100,15 @@ class World:
             raise ValueError(f"prompts must be a non-empty list of strings, got {prompts!r}")
         return self.encode_fn(list(prompts))
 
+    def unit_noise(self, seeds) -> torch.Tensor:
+        """The unit draws ε behind `noise`, per-image seeded on the CPU: (B, C, H, W)."""
+        gens = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
+        return torch.stack([torch.randn(self.latent_shape, generator=g) for g in gens])
+
     def noise(self, seeds) -> torch.Tensor:
         """The sampling prior's x_T, per-image seeded and drawn on the CPU: image i of seed s is the same on any batch
         or device."""
-        gens = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
-        x = torch.stack([torch.randn(self.latent_shape, generator=g) for g in gens])  # (B, C, H, W)
-        return (x * self.prior_std).to(self.device, self.dtype)  # × 1.0 is exact: a unit prior is unchanged
+        return apply_prior(self.unit_noise(seeds), self.prior_std, self.prior_spread).to(self.device, self.dtype)
 
     def decode(self, x: torch.Tensor) -> torch.Tensor:
         return x if self.decode_fn is None else self.decode_fn(x)

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..prior import apply_prior
 from .common import add_noise, ddim_step, x0_from_eps
 
 SOURCES = ("frwd", "teach", "student")
@@ -111,18 +112,19 @@ def rollout(x_T, grid: list[int], upto: torch.Tensor, eps_fn, ac, reflected: boo
 
 @torch.no_grad()
 def refresh_buffer(buffer: ReplayBuffer, cfg: DDILConfig, make_eps: dict, grid: list[int], prompts: list[str],
-                   generator: torch.Generator, ac, shape=(3, 32, 32), device="cpu", prior_std: float = 1.0) -> None:
+                   generator: torch.Generator, ac, shape=(3, 32, 32), device="cpu", prior_std: float = 1.0,
+                   prior_spread: float | None = None) -> None:
     """Roll `len(prompts)` fresh trajectories per rollout source to random grid indices; add them to the buffer.
 
     make_eps maps "teach"/"student" to a function prompts → eps_fn(x, t) (the current student, the frozen teacher);
-    each starts from the world's sampling prior, x_T ~ N(0, prior_std²·I).
+    each starts from the world's sampling prior, x_T = prior.apply_prior(ε, prior_std, prior_spread).
     """
     n = len(prompts)
     for s, name in ((1, "teach"), (2, "student")):
         if max(cfg.priors[s], (cfg.late_priors or cfg.priors)[s]) == 0:
             continue
         upto = torch.randint(0, len(grid), (n,), generator=generator)  # grid index each rollout stops at
-        x_T = prior_std * torch.randn((n, *shape), generator=generator).to(device)
+        x_T = apply_prior(torch.randn((n, *shape), generator=generator), prior_std, prior_spread).to(device)
         x = rollout(x_T, grid, upto.to(device), make_eps[name](prompts), ac, cfg.reflected,
                     generator if cfg.rollout == "renoise" else None)
         buffer.add([(x[i].cpu(), int(grid[int(upto[i])]), prompts[i], s) for i in range(n)])

@@ -88,7 +88,8 @@ def dmd2_student(T: Teacher, cfg: DMD2Config) -> Student:
         if step % cfg.ddil.refresh_every == 0:  # backward simulation (and teacher rollouts with DDIL)
             gen.eval()
             refresh_buffer(buffer, cfg.ddil, {"teach": t_eps, "student": s_eps}, grid,
-                           random_prompts(cfg.ddil.refresh_batch, g), g, ac, device=T.device, prior_std=T.prior_std)
+                           random_prompts(cfg.ddil.refresh_batch, g), g, ac, device=T.device, prior_std=T.prior_std,
+                           prior_spread=T.prior_spread)
             gen.train()
         x_t, t, prompts, _ = training_batch(cfg.ddil, step / cfg.iters, cfg.batch, grid, g, ac, buffer, T.device)
         c, u = T.encode(prompts)

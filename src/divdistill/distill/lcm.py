@@ -63,7 +63,8 @@ def lcm_student(T: Teacher, cfg: LCMConfig) -> Student:
         if cfg.ddil.enabled and step % cfg.ddil.refresh_every == 0:  # student unrolled on its own 4-step schedule
             student.eval()
             refresh_buffer(buffer, cfg.ddil, {"teach": t_eps, "student": s_eps}, list(LCM_TS),
-                           random_prompts(cfg.ddil.refresh_batch, g), g, ac, device=T.device, prior_std=T.prior_std)
+                           random_prompts(cfg.ddil.refresh_batch, g), g, ac, device=T.device, prior_std=T.prior_std,
+                           prior_spread=T.prior_spread)
             student.train()
         # every grid point but the last (its skipping-step target t - SKIP must exist)
         x_t, t, prompts, _ = training_batch(cfg.ddil, step / cfg.iters, cfg.batch, GRID[:-1], g, ac, buffer, T.device)

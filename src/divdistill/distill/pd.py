@@ -80,7 +80,8 @@ def pd_student(T: Teacher, cfg: PDConfig) -> Student:
         if cfg.ddil.enabled and step % cfg.ddil.refresh_every == 0:
             student.eval()
             refresh_buffer(buffer, cfg.ddil, {"teach": t_eps, "student": s_eps}, grid,
-                           random_prompts(cfg.ddil.refresh_batch, g), g, ac, device=T.device, prior_std=T.prior_std)
+                           random_prompts(cfg.ddil.refresh_batch, g), g, ac, device=T.device, prior_std=T.prior_std,
+                           prior_spread=T.prior_spread)
             student.train()
         x_t, t, prompts, _ = training_batch(cfg.ddil, step / total, cfg.batch, grid, g, ac, buffer, T.device)
         k = torch.tensor([grid.index(int(v)) for v in t], device=T.device)

@@ -20,7 +20,8 @@ class Teacher:
 
     def __init__(self, root: str, device: str = "cpu"):
         from ..tiny.loader import load_unet
-        from ..tiny.schedule import alphas_cumprod as schedule_alphas_cumprod, load_schedule, prior_of, prior_std
+        from ..tiny.schedule import (alphas_cumprod as schedule_alphas_cumprod, load_schedule, prior_of, prior_spread,
+                                     prior_std)
         from ..tiny.text import TextEncoder, Tokenizer
 
         self.device = torch.device(device)
@@ -30,6 +31,7 @@ class Teacher:
         self.schedule = load_schedule(os.path.join(root, "teacher"))  # students are distilled on the teacher's own
         self.ac = schedule_alphas_cumprod(self.schedule, self.device)  # ᾱ_t with ᾱ_{-1} = 1 at index -1
         self.prior, self.prior_std = prior_of(self.schedule), prior_std(self.schedule)  # rollouts start where plans do
+        self.prior_spread = prior_spread(self.schedule)
 
     @torch.no_grad()
     def encode(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:

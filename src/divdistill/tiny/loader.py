@@ -9,7 +9,7 @@ from diffusers import (DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
                        EulerDiscreteScheduler, LCMScheduler, UNet2DConditionModel)
 
 from ..registry import Conditioning, ModelSpec, ModelUnavailableError, World, scheduler_factory
-from .schedule import SNR_FACTOR, diffusers_config, load_schedule, prior_std
+from .schedule import SNR_FACTOR, diffusers_config, load_schedule, prior_spread, prior_std
 from .text import TextEncoder, Tokenizer
 
 SCHEDULERS = {c.__name__: c for c in (DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, LCMScheduler,
@@ -131,7 +131,7 @@ def load_tiny_world(root: str | None = None, device: str = "cpu", students=None,
     return World("tiny", "base", specs, device, torch.float32, (3, 32, 32), encode, None,
                  {"text_encoder": enc, "tokenizer": tok, "root": root, "schedule": schedule,
                   "variant": os.path.basename(os.path.normpath(root)), "evaluator_root": _evaluator_for(root)},
-                 prior_std=prior_std(schedule))
+                 prior_std=prior_std(schedule), prior_spread=prior_spread(schedule))
 
 
 def _evaluator_for(root: str) -> str:
@@ -158,7 +158,7 @@ def world_from_models(unet, text_encoder, schedule: dict, device="cpu", students
 
     return World("tiny", "base", specs, device, torch.float32, (3, 32, 32), encode, None,
                  {"text_encoder": text_encoder, "tokenizer": tok, "root": None, "schedule": schedule,
-                  "evaluator_root": evaluator_dir()}, prior_std=prior_std(schedule))
+                  "evaluator_root": evaluator_dir()}, prior_std=prior_std(schedule), prior_spread=prior_spread(schedule))
 
 
 def set_world_prior(root: str, prior: str) -> dict:

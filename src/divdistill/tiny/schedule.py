@@ -22,8 +22,11 @@ SCHEDULE_FILE = "scheduler.json"  # every teacher/student folder carries its sch
 BOOKKEEPING = ("snr_factor", "prior")  # this project's keys in a schedule config; diffusers never sees them
 # The sampling prior x_T every plan starts from (VP convention), saved with the schedule under "prior":
 # "unit": N(0, I), diffusers' convention (exact only as ᾱ_T → 0);
-# "marginal": N(0, (1 − ᾱ_T) I), the noise part of q(x_T) = √ᾱ_T·x0 + √(1 − ᾱ_T)·ε, k-diffusion's x_T = σ_max·ε.
-PRIORS = ("unit", "marginal")
+# "marginal": N(0, (1 − ᾱ_T) I), the noise part of q(x_T) = √ᾱ_T·x0 + √(1 − ᾱ_T)·ε, k-diffusion's x_T = σ_max·ε;
+# "marginal-sdxl-spread": the marginal prior's draws, each one's amplitude spread narrowed to an SDXL latent's,
+#   (2·65,536)^(-1/2) instead of (2·3,072)^(-1/2) (divdistill.prior; the tiny-world chapter's acceptance from four starts).
+PRIORS = ("unit", "marginal", "marginal-sdxl-spread")
+SDXL_SPREAD = (2 * SDXL_LATENT_VALUES) ** -0.5  # divdistill.prior.amplitude_spread of SDXL's latent
 
 
 def sd_alphas_cumprod() -> torch.Tensor:
@@ -80,8 +83,9 @@ def prior_of(config: dict) -> str:
 
 
 def prior_label(config: dict) -> str:
-    """The sampling prior in words, for captions: N(0, I) or N(0, (1 − ᾱ_T) I)."""
-    return {"unit": "N(0, I)", "marginal": "N(0, (1 − ᾱ_T) I)"}[prior_of(config)]
+    """The sampling prior in words, for captions: N(0, I), N(0, (1 − ᾱ_T) I) or the latter with SDXL's spread."""
+    return {"unit": "N(0, I)", "marginal": "N(0, (1 − ᾱ_T) I)",
+            "marginal-sdxl-spread": "N(0, (1 − ᾱ_T) I) draws with SDXL's amplitude spread"}[prior_of(config)]
 
 
 def alpha_T(config: dict) -> float:
@@ -95,6 +99,12 @@ def prior_std(config: dict) -> float:
     if prior_of(config) == "unit":
         return 1.0
     return (1 - alpha_T(config)) ** 0.5
+
+
+def prior_spread(config: dict) -> float | None:
+    """The amplitude spread each draw of the declared prior is narrowed to (divdistill.prior.apply_prior): SDXL's
+    latent's for "marginal-sdxl-spread", None (a Gaussian draw's own) otherwise."""
+    return SDXL_SPREAD if prior_of(config) == "marginal-sdxl-spread" else None
 
 
 def alphas_cumprod(config: dict, device="cpu") -> torch.Tensor:

@@ -188,26 +188,3 @@ def terminal_leak(n_scenes: int = 4000, seed: int = 0, alpha: float = ALPHA) -> 
              (f"tiny, SNR × {SNR_FACTOR:.1f} (snr-matched)", shifted(SNR_FACTOR), tiny_block, tiny_var))
     return [{"schedule": name, **leak_at(float(ac[-1]), block, var)} for name, ac, block, var in cases]
 
-
-# Each start's own amplitude (issue 19's grain): a draw of N unit-Gaussian values has an empirical std that spreads by
-# (2N)^(-1/2) around 1. DDIM carries a start's excess amplitude into the image as fine-scale grain, and SDXL's latent
-# holds 65,536 values to the tiny world's 3,072, so its starts spread 4.6 times less.
-SDXL_VALUES = LATENT_GRID ** 2 * LATENT_CHANNELS
-
-
-def amplitude_spread(values: int) -> float:
-    """Relative spread of the empirical std of `values` unit-Gaussian values: (2N)^(-1/2)."""
-    if values < 1:
-        raise ValueError(f"values must be >= 1, got {values}")
-    return (2 * values) ** -0.5
-
-
-def concentrate_amplitude(x: torch.Tensor, std: float, values: int = SDXL_VALUES) -> torch.Tensor:
-    """Each draw of x (B, ...) with its empirical std r·std (about its own mean) moved to (1 + (r − 1)·k)·std, k the
-    ratio of `values`' spread to x's: its amplitude spreads as a draw of `values` values does. Directions and per-draw
-    means are kept. (B, ...)."""
-    flat = x.flatten(1).double()  # (B, N)
-    k = amplitude_spread(values) / amplitude_spread(flat.shape[1])
-    m = flat.mean(1, keepdim=True)
-    r = (flat - m).std(1, keepdim=True) / std
-    return (m + (flat - m) * (1 + (r - 1) * k) / r).reshape(x.shape).to(x.dtype)

@@ -18,7 +18,9 @@ from ...registry import World, scheduler_factory
 from ...sampling import run_plan
 from ...tiny.quality import (GRAIN_VISIBLE, background_grain, fid_sample, fid_seeds, flat_background, grain_stats,
                              high_pass)
-from ...tiny.schedule import PRIORS, alpha_T, diffusers_config, prior_of, prior_std, scheduler_config
+from ...prior import apply_prior
+from ...tiny.schedule import (PRIORS, alpha_T, diffusers_config, prior_of, prior_spread, prior_std,
+                               scheduler_config)
 from ...tiny.world import sample_scenes
 from .measure import forward_diffuse, on_custom_grid
 
@@ -64,14 +66,16 @@ def sampler_grain(world: World, n: int = 64, seed: int = 0, sweep=SWEEP) -> list
 
 
 def prior_grain(world: World, n: int = 64, seed: int = 0) -> list[dict]:
-    """Grain of the acceptance sampler from the unit prior N(0, I) and from the world's own prior (the same draws ε,
-    scaled): the marginal prior N(0, (1 − ᾱ_T) I) removes the unit prior's excess at the pixel scale."""
+    """Grain of the acceptance sampler from each prior of PRIORS on the same draws ε (scaled, and for the last one each
+    draw's amplitude spread narrowed): the marginal prior N(0, (1 − ᾱ_T) I) removes the unit prior's excess at the
+    pixel scale, SDXL's spread the louder draws' excess."""
     (prompts, seeds), world = _cases(n, seed), scratch(world)
-    eps = world.noise(seeds) / world.prior_std  # (B, C, H, W): the unit draws behind every prior
+    eps = world.unit_noise(seeds)  # (B, C, H, W): the unit draws behind every prior
     schedule, rows = world.extras["schedule"], []
     for prior in PRIORS:
         std = prior_std({**schedule, "prior": prior})
-        imgs = run_plan(world, base(world, n=50, guidance=4.0), prompts, seeds, capture=False, x_T=std * eps).images
+        x_T = apply_prior(eps, std, prior_spread({**schedule, "prior": prior}))
+        imgs = run_plan(world, base(world, n=50, guidance=4.0), prompts, seeds, capture=False, x_T=x_T).images
         rows.append({"prior": prior, "x_T std": std, "world's": prior == prior_of(schedule), "n": n,
                      **grain_stats(imgs), **noise_carry(imgs, eps)})
     return rows

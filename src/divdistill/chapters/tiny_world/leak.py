@@ -5,7 +5,8 @@ each prompt's own moments, q(x_T | c) to second order (size.MomentStarts; the sa
 The first start is the acceptance's own adherence set. The second asks what the same weights do when x_T carries the
 prompt's share of q(x_T), the part a prompt-free prior lacks on a schedule with SDXL's terminal layout SNR
 (tiny.spectrum.terminal_leak). The last two are the first two with each draw's amplitude spread narrowed to an SDXL
-latent's (tiny.spectrum.concentrate_amplitude: 65,536 values, not 3,072), the grain's candidate remedy. Checks the second passes and the first fails are the leak's, not the teacher's. FID
+latent's (divdistill.prior, tiny.schedule.SDXL_SPREAD: 65,536 values, not 3,072), the grain's candidate remedy: the
+"marginal-sdxl-spread" prior. Checks the second passes and the first fails are the leak's, not the teacher's. FID
 here is on the evaluation prompts against their own scenes, the same for both starts; the acceptance's FID_tiny uses
 another prompt set and stays the committed one.
 
@@ -23,8 +24,8 @@ from ...plan import base
 from ...registry import World
 from ...sampling import run_plan
 from ...tiny.quality import EVAL_PROMPTS, data_diversity, grain_stats, per_prompt_diversity, prompt_set
-from ...tiny.schedule import alpha_T
-from ...tiny.spectrum import concentrate_amplitude
+from ...prior import apply_prior
+from ...tiny.schedule import SDXL_SPREAD, alpha_T
 from ...tiny.world import scenes_for_prompt
 from .size import MOMENT_SCENES, MomentStarts
 
@@ -49,8 +50,8 @@ def _images(world: World, prompts: list[str], seeds: list[int], given: bool, mom
         starts = MomentStarts(a_T, moment_scenes, seed, prompt=p) if given else None
         for k in range(0, len(idx), batch):
             s = [seeds[i] for i in idx[k:k + batch]]
-            noise = world.noise(s).cpu()  # (B, C, H, W): the prior's draws, inside every start
-            noise = concentrate_amplitude(noise, world.prior_std) if sdxl_spread else noise
+            noise = apply_prior(world.unit_noise(s), world.prior_std, SDXL_SPREAD if sdxl_spread else
+                                world.prior_spread)  # (B, C, H, W): the prior's draws, inside every start
             x_T = noise if starts is None else torch.cat([starts(noise[i:i + 1], 30_000 + q)
                                                           for i, q in enumerate(s)])  # per image
             out.append(run_plan(world, plan, [p] * len(s), s, capture=False,

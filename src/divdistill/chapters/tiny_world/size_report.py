@@ -162,7 +162,8 @@ def leak_summary(d: dict | None) -> str:
 
 def spread_summary(d: dict | None) -> str:
     """What teacher_leak.json's last two starts say: the same draws with SDXL's amplitude spread, grain and checks."""
-    from ...tiny.spectrum import SDXL_VALUES, amplitude_spread
+    from ...prior import amplitude_spread
+    from ...tiny.schedule import SDXL_LATENT_VALUES as SDXL_VALUES
 
     if not d or len(d["rows"]) < 4:
         return ""
