@@ -63,6 +63,7 @@ def test_spread_summary_says_what_the_sdxl_spread_removes():
     text = spread_summary(_doc(["adherence", "size", "grain"], ["grain"], ["adherence", "size"], []))
     assert "±0.28% for 65,536 values, not ±1.28% for 3,072" in text and "from 2.40 to 1.70 levels" in text
     assert "So the grain is the start's amplitude spread" in text and "passes every check made here" in text
+    assert "the prior fails adherence and size, the prompt's Gaussian nothing" in text
     text = spread_summary(_doc(["grain"], ["grain"], ["grain"], ["grain"]))
-    assert "So the grain" not in text and "passes every check" not in text and "are grain and grain" in text
+    assert "So the grain" not in text and "passes every check" not in text and "Grain still fails" in text
     assert spread_summary(_doc(["size"], [])) == "" and spread_summary(None) == ""

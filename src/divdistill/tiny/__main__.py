@@ -29,7 +29,8 @@ def _parser():
                    help="SNR(t) x this of SD's schedule (default: the variant's own factor, tiny/loader.py)")
     t.add_argument("--prior", choices=PRIORS, default="marginal",
                    help="the sampling prior x_T of its probes and world (tiny/schedule.py): 'marginal' = "
-                        "N(0, (1 - ᾱ_T) I), the noise part of q(x_T); 'unit' = N(0, I)")
+                        "N(0, (1 - ᾱ_T) I), the noise part of q(x_T); 'unit' = N(0, I); 'marginal-sdxl-spread' = the "
+                        "marginal draws with each one's amplitude spread narrowed to an SDXL latent's")
     t.add_argument("--init-from", default=None, help="fine-tune from this teacher folder (e.g. the sd-schedule one)")
     t.add_argument("--probe-n", type=int, default=0, help="samples per seed (x3 seeds) of the half-way/final probe")
     e = C.add_common(sub.add_parser("train-evaluator", help="train (or resume) the tiny evaluator CNN"), variant=False,
