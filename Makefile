@@ -32,11 +32,8 @@ book: notebooks html live
 
 # One torch thread per test process unless told otherwise: the tests' tensors are small, and on a 2-core machine torch's
 # own threads mostly wait on each other (the suite ran in 237 s at 1 thread beside a 2-thread training run, 682 s at 2).
-# One pytest-xdist worker per core (PYTEST_WORKERS=0: none); tests are grouped so that each session fixture (the smoke
-# book, the SDXL fixture runs) is built once and each module's fixtures stay on one worker (tests/conftest.py).
 test: venv
-	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m pytest -q -n $${PYTEST_WORKERS:-auto} --dist loadgroup \
-		-m "not slow and not live"
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m pytest -q -m "not slow and not live"
 
 # The live page in headless Chromium against run_plan (installs chromium via apt-get, onnxruntime-web via npm ci).
 test-live: venv

