@@ -157,7 +157,7 @@ def leak_summary(d: dict | None) -> str:
     if new:
         text += f" From the prompt's Gaussian it also fails {words(new)}, which the prior passes."
     return text + (" FID_tiny is measured here on the evaluation prompts against their own scenes, the same way for "
-                   "both starts; the acceptance's FID_tiny, on the training prompts, is the one above.")
+                   "every start; the acceptance's FID_tiny, on the training prompts, is the one above.")
 
 
 def spread_summary(d: dict | None) -> str:
