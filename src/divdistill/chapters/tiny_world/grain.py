@@ -18,7 +18,7 @@ from ...registry import World, scheduler_factory
 from ...sampling import run_plan
 from ...tiny.quality import (GRAIN_VISIBLE, background_grain, fid_sample, fid_seeds, flat_background, grain_stats,
                              high_pass)
-from ...prior import apply_prior
+from ...prior import amplitude_spread, apply_prior
 from ...tiny.schedule import (PRIORS, alpha_T, diffusers_config, prior_of, prior_spread, prior_std,
                                scheduler_config)
 from ...tiny.world import sample_scenes
@@ -104,7 +104,7 @@ def start_amplitude(images: torch.Tensor, x_T: torch.Tensor, prior_std: float) -
     ok = ~g.isnan()
     above, rest = ok & (r > 1), ok & (r <= 1)
     vis = lambda m: float((g[m] > GRAIN_VISIBLE).float().mean()) if m.any() else float("nan")  # noqa: E731
-    return {"values per start": int(x_T[0].numel()), "start std spread": float((2 * x_T[0].numel()) ** -0.5),
+    return {"values per start": int(x_T[0].numel()), "start std spread": amplitude_spread(x_T[0].numel()),
             "corr grain, start std": float(torch.corrcoef(torch.stack([g[ok].double(), r[ok]]))[0, 1]),
             "visible, start above prior": vis(above), "visible, start at or below": vis(rest),
             "n above": int(above.sum()), "n at or below": int(rest.sum())}

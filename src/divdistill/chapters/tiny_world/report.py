@@ -174,13 +174,12 @@ def grain_summary(g: dict | None, attempts: list[dict] = ()) -> str:
 
 def start_amplitude_summary(r: dict) -> str:
     """The DDIM FID set's grain split by each start's own amplitude (`grain.start_amplitude`), beside SDXL's spread."""
-    from ...tiny.spectrum import LATENT_CHANNELS, LATENT_GRID
+    from ...tiny.schedule import SDXL_LATENT_VALUES as n_sdxl, SDXL_SPREAD
 
-    n_sdxl = LATENT_GRID ** 2 * LATENT_CHANNELS
     above, rest = r["visible, start above prior"], r["visible, start at or below"]
     text = (f"Each start's own amplitude matters too. For {r['values per start']:,} values, x_T's empirical std "
             f"spreads by ±{r['start std spread']:.2%} around the prior's (an SDXL latent's {n_sdxl:,} values: "
-            f"±{(2 * n_sdxl) ** -0.5:.2%}, {r['start std spread'] * (2 * n_sdxl) ** 0.5:.1f} times less). On DDIM, "
+            f"±{SDXL_SPREAD:.2%}, {r['start std spread'] / SDXL_SPREAD:.1f} times less). On DDIM, "
             f"visible grain is on {above:.0%} of the {r['n above']:,} samples whose start is above the prior's std "
             f"and on {rest:.0%} of the other {r['n at or below']:,} (the correlation of grain with the start's std is "
             f"{r['corr grain, start std']:.2f}).")
