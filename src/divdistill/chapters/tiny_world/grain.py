@@ -73,8 +73,9 @@ def prior_grain(world: World, n: int = 64, seed: int = 0) -> list[dict]:
     eps = world.unit_noise(seeds)  # (B, C, H, W): the unit draws behind every prior
     schedule, rows = world.extras["schedule"], []
     for prior in PRIORS:
-        std = prior_std({**schedule, "prior": prior})
-        x_T = apply_prior(eps, std, prior_spread({**schedule, "prior": prior}))
+        declared = {**schedule, "prior": prior}
+        std = prior_std(declared)
+        x_T = apply_prior(eps, std, prior_spread(declared))
         imgs = run_plan(world, base(world, n=50, guidance=4.0), prompts, seeds, capture=False, x_T=x_T).images
         rows.append({"prior": prior, "x_T std": std, "world's": prior == prior_of(schedule), "n": n,
                      **grain_stats(imgs), **noise_carry(imgs, eps)})

@@ -7,7 +7,7 @@ prompt's share of q(x_T), the part a prompt-free prior lacks on a schedule with 
 (tiny.spectrum.terminal_leak). The last two are the first two with each draw's amplitude spread narrowed to an SDXL
 latent's (divdistill.prior, tiny.schedule.SDXL_SPREAD: 65,536 values, not 3,072), the grain's candidate remedy: the
 "marginal-sdxl-spread" prior. Checks the second passes and the first fails are the leak's, not the teacher's. FID
-here is on the evaluation prompts against their own scenes, the same for both starts; the acceptance's FID_tiny uses
+here is on the evaluation prompts against their own scenes, the same for every start; the acceptance's FID_tiny uses
 another prompt set and stays the committed one.
 
 `python -m divdistill.chapters.tiny_world --what leak --variant V` writes <variant>/teacher_leak.json.
@@ -21,24 +21,27 @@ import torch
 from ... import metrics as M
 from ...distill.bars import TEACHER_BAR, adherence_factors, failed_checks, teacher_acceptance
 from ...plan import base
+from ...prior import apply_prior
 from ...registry import World
 from ...sampling import run_plan
 from ...tiny.quality import EVAL_PROMPTS, data_diversity, grain_stats, per_prompt_diversity, prompt_set
-from ...prior import apply_prior
 from ...tiny.schedule import SDXL_SPREAD, alpha_T
 from ...tiny.world import scenes_for_prompt
 from .size import MOMENT_SCENES, MomentStarts
 
-STARTS = ("the sampling prior", "a Gaussian with q(x_T | c)'s moments", "the sampling prior, SDXL's amplitude spread",
-          "a Gaussian with q(x_T | c)'s moments, SDXL's amplitude spread")
+# start: (its short name in tables, carries the prompt's moments, amplitude spread narrowed to SDXL's)
+STARTS = {"the sampling prior": ("prior", False, False),
+          "a Gaussian with q(x_T | c)'s moments": ("Gaussian q(x_T | c)", True, False),
+          "the sampling prior, SDXL's amplitude spread": ("prior, SDXL's spread", False, True),
+          "a Gaussian with q(x_T | c)'s moments, SDXL's amplitude spread": ("Gaussian q(x_T | c), SDXL's spread", True,
+                                                                             True)}
 
 
 def start_kind(start: str) -> tuple[bool, bool]:
     """(carries the prompt's moments, amplitude spread narrowed to SDXL's) of one of STARTS."""
     if start not in STARTS:
         raise ValueError(f"unknown start {start!r}; valid: {list(STARTS)}")
-    i = STARTS.index(start)
-    return i % 2 == 1, i >= 2
+    return STARTS[start][1:]
 
 
 def _images(world: World, prompts: list[str], seeds: list[int], given: bool, moment_scenes: int, seed: int,
@@ -86,4 +89,5 @@ def diagnose_leak(world: World, evaluator, n: int = 1000, seed: int = 1234, mome
             images = _images(world, prompts, seeds, given, moment_scenes, seed, sdxl_spread=spread)
             rows.append(_row(evaluator, start, images, prompts, data_div, seed))
     return {"variant": world.extras.get("variant"), "n": len(prompts), "seed": seed, "moment_scenes": moment_scenes,
-            "values_per_start": math.prod(world.latent_shape), "bar": {k: v for k, v in TEACHER_BAR.items() if k != "fid"}, "rows": rows}
+            "values_per_start": math.prod(world.latent_shape),
+            "bar": {k: v for k, v in TEACHER_BAR.items() if k != "fid"}, "rows": rows}

@@ -3,6 +3,7 @@ number read from the file (issue 19's size miss: where it is made, and whether a
 from __future__ import annotations
 
 from ...stats import bootstrap_diff, verdict
+from .leak import STARTS
 from .size import SOURCES, flags_of, start_gap
 
 SIZE_COLUMNS = dict(zip(SOURCES, ("data", "teacher, prior", "teacher, real layout", "teacher, Gaussian q(x_T)",
@@ -113,15 +114,17 @@ def _prompt_moments(d: dict, pool: dict, ci) -> str:
 LEAK_COLUMNS = {"start": "start", "adherence": "adherence", "adherence_shape": "shape", "adherence_size": "size",
                 "diversity_ratio": "diversity ÷ data", "teacher_grain_p90": "grain p90",
                 "fid_eval_prompts": "FID (eval prompts)"}  # background and colour: in "fails" (the page is narrow)
-LEAK_STARTS = {"the sampling prior": "prior", "a Gaussian with q(x_T | c)'s moments": "Gaussian q(x_T | c)",
-               "the sampling prior, SDXL's amplitude spread": "prior, SDXL's spread",
-               "a Gaussian with q(x_T | c)'s moments, SDXL's amplitude spread": "Gaussian q(x_T | c), SDXL's spread"}
+
+
+def _and(cs: list[str], empty: str) -> str:
+    """'a', 'a and b', 'a, b and c'; `empty` for none."""
+    return " and ".join([", ".join(cs[:-1]), cs[-1]] if len(cs) > 1 else cs) or empty
 
 
 def _leak_cell(k: str, v):
     """One leak-table cell: the start's short name, or the number at its column's precision."""
     if k == "start":
-        return LEAK_STARTS.get(v, v)
+        return STARTS[v][0] if v in STARTS else v
     if k in ("teacher_grain_p90", "fid_eval_prompts"):
         return f"{v:.1f}"
     return f"{v:.3f}" if k.startswith("adherence") else f"{v:.2f}"
@@ -139,7 +142,7 @@ def leak_summary(d: dict | None) -> str:
         return "No leak diagnosis is committed for this world."
     prior, given = d["rows"][0], d["rows"][1]
     only = [c for c in prior["fails"] if c not in given["fails"]]
-    words = lambda cs: " and ".join([", ".join(cs[:-1]), cs[-1]] if len(cs) > 1 else cs) or "none"  # noqa: E731
+    words = lambda cs: _and(cs, "none")  # noqa: E731
     text = (f"On the acceptance's {d['n']:,} prompts and seeds, the teacher from its sampling prior fails "
             f"{words(prior['fails'])} (adherence {prior['adherence']:.3f}, size {prior['adherence_size']:.3f}). "
             f"The same weights started from a Gaussian with each prompt's own moments fail {words(given['fails'])} "
@@ -163,15 +166,15 @@ def leak_summary(d: dict | None) -> str:
 def spread_summary(d: dict | None) -> str:
     """What teacher_leak.json's last two starts say: the same draws with SDXL's amplitude spread, grain and checks."""
     from ...prior import amplitude_spread
-    from ...tiny.schedule import SDXL_LATENT_VALUES as SDXL_VALUES
+    from ...tiny.schedule import SDXL_LATENT_VALUES as SDXL_VALUES, SDXL_SPREAD
 
     if not d or len(d["rows"]) < 4:
         return ""
     p, g, ps, gs = d["rows"][:4]
     n = d["values_per_start"]
-    words = lambda cs: " and ".join(cs) or "nothing"  # noqa: E731
+    words = lambda cs: _and(cs, "nothing")  # noqa: E731
     text = (f"The last two starts are the first two with each draw's std pulled toward the prior's, so that it spreads "
-            f"as an SDXL latent's does (±{amplitude_spread(SDXL_VALUES):.2%} for {SDXL_VALUES:,} values, not "
+            f"as an SDXL latent's does (±{SDXL_SPREAD:.2%} for {SDXL_VALUES:,} values, not "
             f"±{amplitude_spread(n):.2%} for {n:,}). They take the 90th percentile of grain from "
             f"{p['teacher_grain_p90']:.2f} to {ps['teacher_grain_p90']:.2f} levels from the prior (visible on "
             f"{p['teacher_grain_visible_frac']:.1%} → {ps['teacher_grain_visible_frac']:.1%} of the images) and from "
