@@ -21,7 +21,8 @@ def _covariate_stubs(monkeypatch, calls, kill_at=None):
     from divdistill.chapters.covariate import measure as CM
 
     spec = SimpleNamespace(guidance=4.0)
-    world = SimpleNamespace(base_name="base", specs={"base": spec, "pd": spec}, extras={"variant": "v"}, prior_std=1.0,
+    world = SimpleNamespace(base_name="base", specs={"base": spec, "pd": spec}, extras={"variant": "v"},
+                            prior_settings={"prior_std": 1.0, "prior_spread": None},
                             spec=lambda name: spec)
     monkeypatch.setattr(chapter, "open_chapter", lambda *a, **kw: SimpleNamespace(world=world, evaluator=None,
                                                                                    features=None))
@@ -108,7 +109,8 @@ def test_killed_control_table_resumes_per_row(random_world, tmp_path, monkeypatc
 
 
 def _control_world(tmp_path):
-    return SimpleNamespace(extras={"root": str(tmp_path / "world"), "evaluator_root": str(tmp_path / "ev")})
+    return SimpleNamespace(extras={"root": str(tmp_path / "world"), "evaluator_root": str(tmp_path / "ev")},
+                           prior_settings={"prior_std": 1.0, "prior_spread": None})
 
 
 class _Plan(list):

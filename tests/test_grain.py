@@ -10,6 +10,7 @@ import torch
 
 from divdistill.distill.bars import TEACHER_BAR, teacher_acceptance
 from divdistill.tiny.loader import variant_dir
+from divdistill.tiny.schedule import prior_of
 from divdistill.tiny.quality import GRAIN_VISIBLE, background_grain, evaluate_grain, grain_stats
 from divdistill.tiny.world import sample_scenes
 
@@ -78,8 +79,9 @@ def test_grain_diagnosis_parts(tiny_world):
     unit, marginal, spread = prior_grain(tiny_world, n=2)
     assert (unit["prior"], marginal["prior"], spread["prior"]) == ("unit", "marginal", "marginal-sdxl-spread")
     assert unit["x_T std"] == 1.0 > marginal["x_T std"] == spread["x_T std"]
-    assert [unit["world's"], marginal["world's"]] == [tiny_world.prior_std == 1.0, tiny_world.prior_std < 1.0]
-    assert spread["world's"] == (tiny_world.prior_spread is not None)
+    declared = prior_of(tiny_world.extras["schedule"])
+    assert [r["world's"] for r in (unit, marginal, spread)] == [declared == r["prior"] for r in (unit, marginal, spread)]
+    assert sum(r["world's"] for r in (unit, marginal, spread)) == 1
     with pytest.raises(ValueError, match="unknown sampler 'heun'"):
         teacher_plan(tiny_world, "heun", 50, 4.0)
     with pytest.raises(SystemExit):  # argparse names the valid choices

@@ -94,7 +94,8 @@ def test_the_spread_prior_is_the_marginal_std_with_sdxls_spread(tiny_world):
     assert prior_label(cfg).startswith("N(0, (1 − ᾱ_T) I) draws with SDXL's amplitude spread")
     w = dataclasses.replace(tiny_world, prior_spread=SDXL_SPREAD)
     torch.testing.assert_close(w.noise([3, 4]), apply_prior(tiny_world.unit_noise([3, 4]), w.prior_std, SDXL_SPREAD))
-    assert torch.equal(tiny_world.noise([3]), tiny_world.unit_noise([3]) * tiny_world.prior_std)
+    plain = dataclasses.replace(tiny_world, prior_spread=None)
+    assert torch.equal(plain.noise([3]), plain.unit_noise([3]) * plain.prior_std)
 
 
 def test_set_prior_rewrites_every_schedule_and_the_world_follows(tmp_path):

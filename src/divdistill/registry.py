@@ -82,6 +82,11 @@ class World:
     prior_spread: float | None = None  # each draw's amplitude spread narrowed to this (prior.apply_prior); None: N's own
 
     @property
+    def prior_settings(self) -> dict:
+        """The sampling prior's parameters, for the settings a cached or resumed measurement must match."""
+        return {"prior_std": self.prior_std, "prior_spread": self.prior_spread}
+
+    @property
     def names(self) -> list[str]:
         return list(self.specs)
 

@@ -159,7 +159,7 @@ def run(out: str, n: int = 96, seeds=(0, 1, 2), n_shift: int = 256, k: int = 8, 
     world, ev = ch.world, ch.evaluator
     config = {"n": n, "seeds": list(seeds), "n_shift": n_shift, "k": k, "teacher": world.base_name, "student": "pd",
               "variant": world.extras.get("variant"), "teacher_guidance": world.spec(world.base_name).guidance,
-              "prior_std": world.prior_std}
+              **world.prior_settings}
     part = C.Partial(out + ".partial", config)  # per seed; a killed run resumes, other settings start afresh
     models = [m for pair in SHIFT_PAIRS for m in pair if m in world.specs]
     t0 = time.time()

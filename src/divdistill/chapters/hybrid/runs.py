@@ -201,7 +201,7 @@ def _cache_settings(ch, row: Row) -> dict:
     """What a cell's measurements depend on besides its prompts and seeds (those are in its key)."""
     return {"scale": ch.scale, "variant": ch.world.extras.get("variant"), "root": ch.world.extras.get("root"),
             "plan": repr(row.plan.steps), "stand_in_metrics": bool(ch.stand_in_metrics),
-            "prior_std": ch.world.prior_std, "weights": plan_weights(ch.world, row.plan)}  # retrained: measured again
+            **ch.world.prior_settings, "weights": plan_weights(ch.world, row.plan)}  # retrained: measured again
 
 
 def fid_reference(ch, sizes: Sizes, reference_images: torch.Tensor | None = None):

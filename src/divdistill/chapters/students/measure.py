@@ -74,7 +74,7 @@ def evaluate_controls(world, names=None, per_prompt: int = 10, seeds=(0, 1, 2), 
     names = list(world.students if names is None else names)
     settings = {"per_prompt": per_prompt, "seeds": list(seeds), "n_fid": n_fid, "variant": world.extras.get("variant"),
                 "base_guidance": world.spec(world.base_name).guidance, "prompts": list(prompts),
-                "prior_std": world.prior_std}
+                **world.prior_settings}
     res = {"settings": settings, "rows": C.load_partial(out, settings, field="rows") or []}
     todo = ([(TEACHER, "teacher", None, base(world))] if teacher else []) + \
         [(lab, kind, n, plan) for n in names for lab, kind, plan in control_plans(world, n)]

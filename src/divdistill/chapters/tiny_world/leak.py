@@ -4,9 +4,10 @@ each prompt's own moments, q(x_T | c) to second order (size.MomentStarts; the sa
 
 The first start is the acceptance's own adherence set. The second asks what the same weights do when x_T carries the
 prompt's share of q(x_T), the part a prompt-free prior lacks on a schedule with SDXL's terminal layout SNR
-(tiny.spectrum.terminal_leak). The last two are the first two with each draw's amplitude spread narrowed to an SDXL
-latent's (divdistill.prior, tiny.schedule.SDXL_SPREAD: 65,536 values, not 3,072), the grain's candidate remedy: the
-"marginal-sdxl-spread" prior. Checks the second passes and the first fails are the leak's, not the teacher's. FID
+(tiny.spectrum.terminal_leak). The last two are the first two with the other amplitude spread: narrowed to an SDXL
+latent's (divdistill.prior, tiny.schedule.SDXL_SPREAD: 65,536 values, not 3,072; the "marginal-sdxl-spread" prior)
+on a world whose prior keeps its draws' own, and the draws' own on a world that declares SDXL's. Checks the second
+passes and the first fails are the leak's, not the teacher's. FID
 here is on the evaluation prompts against their own scenes, the same for every start; the acceptance's FID_tiny uses
 another prompt set and stays the committed one.
 
@@ -29,32 +30,46 @@ from ...tiny.schedule import SDXL_SPREAD, alpha_T
 from ...tiny.world import scenes_for_prompt
 from .size import MOMENT_SCENES, MomentStarts
 
-# start: (its short name in tables, carries the prompt's moments, amplitude spread narrowed to SDXL's)
-STARTS = {"the sampling prior": ("prior", False, False),
-          "a Gaussian with q(x_T | c)'s moments": ("Gaussian q(x_T | c)", True, False),
-          "the sampling prior, SDXL's amplitude spread": ("prior, SDXL's spread", False, True),
+# start: (its short name in tables, carries the prompt's moments, amplitude spread: the world's, SDXL's or the draws' own)
+STARTS = {"the sampling prior": ("prior", False, "world"),
+          "a Gaussian with q(x_T | c)'s moments": ("Gaussian q(x_T | c)", True, "world"),
+          "the sampling prior, SDXL's amplitude spread": ("prior, SDXL's spread", False, "sdxl"),
           "a Gaussian with q(x_T | c)'s moments, SDXL's amplitude spread": ("Gaussian q(x_T | c), SDXL's spread", True,
-                                                                             True)}
+                                                                             "sdxl"),
+          "the sampling prior, its draws' own amplitude spread": ("prior, own spread", False, "own"),
+          "a Gaussian with q(x_T | c)'s moments, its draws' own amplitude spread": ("Gaussian q(x_T | c), own spread",
+                                                                                      True, "own")}
 
 
-def start_kind(start: str) -> tuple[bool, bool]:
-    """(carries the prompt's moments, amplitude spread narrowed to SDXL's) of one of STARTS."""
+def start_kind(start: str) -> tuple[bool, str]:
+    """(carries the prompt's moments, whose amplitude spread: "world", "sdxl" or "own") of one of STARTS."""
     if start not in STARTS:
         raise ValueError(f"unknown start {start!r}; valid: {list(STARTS)}")
     return STARTS[start][1:]
 
 
-def _images(world: World, prompts: list[str], seeds: list[int], given: bool, moment_scenes: int, seed: int,
-            batch: int = 100, sdxl_spread: bool = False) -> torch.Tensor:
+def starts_for(world: World) -> list[str]:
+    """The four starts diagnosed on `world`: its prior and the prompt's Gaussian, then both with the other spread."""
+    other = "own" if world.prior_spread is not None else "sdxl"
+    return [s for k in ("world", other) for s, (_, _, spread) in STARTS.items() if spread == k]
+
+
+def start_spread(world: World, start: str) -> float | None:
+    """The amplitude spread each draw of `start` is narrowed to on `world` (None: the draws' own)."""
+    return {"world": world.prior_spread, "sdxl": SDXL_SPREAD, "own": None}[start_kind(start)[1]]
+
+
+def _images(world: World, prompts: list[str], seeds: list[int], start: str, moment_scenes: int, seed: int,
+            batch: int = 100) -> torch.Tensor:
     """The acceptance plan's images for (prompt, seed) pairs grouped per prompt, from one of STARTS."""
     plan, a_T, out = base(world), alpha_T(world.extras["schedule"]), []
+    given, spread = start_kind(start)[0], start_spread(world, start)
     for p in dict.fromkeys(prompts):
         idx = [i for i, q in enumerate(prompts) if q == p]
         starts = MomentStarts(a_T, moment_scenes, seed, prompt=p) if given else None
         for k in range(0, len(idx), batch):
             s = [seeds[i] for i in idx[k:k + batch]]
-            noise = apply_prior(world.unit_noise(s), world.prior_std, SDXL_SPREAD if sdxl_spread else
-                                world.prior_spread)  # (B, C, H, W): the prior's draws, inside every start
+            noise = apply_prior(world.unit_noise(s), world.prior_std, spread)  # (B, C, H, W): inside every start
             x_T = noise if starts is None else torch.cat([starts(noise[i:i + 1], 30_000 + q)
                                                           for i, q in enumerate(s)])  # per image
             out.append(run_plan(world, plan, [p] * len(s), s, capture=False,
@@ -84,10 +99,10 @@ def diagnose_leak(world: World, evaluator, n: int = 1000, seed: int = 1234, mome
     data_div = data_diversity(evaluator, prompts, seed)  # the acceptance's data reference
     with torch.no_grad():
         rows = []
-        for start in STARTS:
-            given, spread = start_kind(start)
-            images = _images(world, prompts, seeds, given, moment_scenes, seed, sdxl_spread=spread)
-            rows.append(_row(evaluator, start, images, prompts, data_div, seed))
+        for start in starts_for(world):
+            images = _images(world, prompts, seeds, start, moment_scenes, seed)
+            rows.append({**_row(evaluator, start, images, prompts, data_div, seed),
+                         "amplitude_spread": start_spread(world, start)})
     return {"variant": world.extras.get("variant"), "n": len(prompts), "seed": seed, "moment_scenes": moment_scenes,
             "values_per_start": math.prod(world.latent_shape),
             "bar": {k: v for k, v in TEACHER_BAR.items() if k != "fid"}, "rows": rows}

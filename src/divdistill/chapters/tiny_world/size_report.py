@@ -163,24 +163,34 @@ def leak_summary(d: dict | None) -> str:
                    "every start; the acceptance's FID_tiny, on the training prompts, is the one above.")
 
 
+def _sdxl_spread(row: dict) -> bool:
+    """Whether a teacher_leak.json row started from draws with SDXL's amplitude spread."""
+    kind = STARTS[row["start"]][2] if row["start"] in STARTS else "world"
+    return kind == "sdxl" or (kind == "world" and row.get("amplitude_spread") is not None)
+
+
 def spread_summary(d: dict | None) -> str:
-    """What teacher_leak.json's last two starts say: the same draws with SDXL's amplitude spread, grain and checks."""
+    """What teacher_leak.json's two spreads say: the same draws with their own and with SDXL's amplitude spread."""
     from ...prior import amplitude_spread
     from ...tiny.schedule import SDXL_LATENT_VALUES as SDXL_VALUES, SDXL_SPREAD
 
     if not d or len(d["rows"]) < 4:
         return ""
-    p, g, ps, gs = d["rows"][:4]
+    declared = _sdxl_spread(d["rows"][0])
+    p, g, ps, gs = (*d["rows"][2:4], *d["rows"][:2]) if declared else d["rows"][:4]  # own spread, then SDXL's
     n = d["values_per_start"]
     words = lambda cs: _and(cs, "nothing")  # noqa: E731
-    text = (f"The last two starts are the first two with each draw's std pulled toward the prior's, so that it spreads "
-            f"as an SDXL latent's does (±{SDXL_SPREAD:.2%} for {SDXL_VALUES:,} values, not "
-            f"±{amplitude_spread(n):.2%} for {n:,}). They take the 90th percentile of grain from "
-            f"{p['teacher_grain_p90']:.2f} to {ps['teacher_grain_p90']:.2f} levels from the prior (visible on "
-            f"{p['teacher_grain_visible_frac']:.1%} → {ps['teacher_grain_visible_frac']:.1%} of the images) and from "
-            f"{g['teacher_grain_p90']:.2f} to {gs['teacher_grain_p90']:.2f} from the prompt's Gaussian; adherence "
-            f"{p['adherence']:.3f} and {g['adherence']:.3f} become {ps['adherence']:.3f} and {gs['adherence']:.3f}. "
-            f"With SDXL's spread the prior fails {words(ps['fails'])}, the prompt's Gaussian {words(gs['fails'])}.")
+    own, sdxl = f"±{amplitude_spread(n):.2%} for {n:,}", f"±{SDXL_SPREAD:.2%} for {SDXL_VALUES:,} values"
+    text = (f"This world's prior declares an SDXL latent's amplitude spread ({sdxl}, not {own}); the last two starts "
+            f"are the first two with each draw's own spread. " if declared else
+            f"The last two starts are the first two with each draw's std pulled toward the prior's, so that it spreads "
+            f"as an SDXL latent's does ({sdxl}, not {own}). ")
+    text += (f"SDXL's spread takes the 90th percentile of grain from "
+             f"{p['teacher_grain_p90']:.2f} to {ps['teacher_grain_p90']:.2f} levels from the prior (visible on "
+             f"{p['teacher_grain_visible_frac']:.1%} → {ps['teacher_grain_visible_frac']:.1%} of the images) and from "
+             f"{g['teacher_grain_p90']:.2f} to {gs['teacher_grain_p90']:.2f} from the prompt's Gaussian; adherence "
+             f"{p['adherence']:.3f} and {g['adherence']:.3f} become {ps['adherence']:.3f} and {gs['adherence']:.3f}. "
+             f"With SDXL's spread the prior fails {words(ps['fails'])}, the prompt's Gaussian {words(gs['fails'])}.")
     if "grain" in p["fails"] and "grain" not in ps["fails"]:
         text += (" So the grain is the start's amplitude spread, which the tiny world has because each start holds "
                  "few values, and not the weights'.")
