@@ -209,6 +209,10 @@ def test_newest_run_against_the_committed_teacher():
     assert "it passes" in newest_against_committed([best, better], best)
     assert newest_against_committed([best], best) == "" and newest_against_committed([worse], None) == ""
     assert newest_against_committed([row("r4", "a", 40.0, 0.8), best], best) == ""  # older runs say nothing
+    # the committed weights recorded under two priors: the newest run is compared with them from its own prior
+    spread, marginal = {**best, "prior": "spread", "FID_tiny": 36.0}, {**best, "run": "r5 marginal", "prior": "marginal"}
+    text = newest_against_committed([marginal, {**worse, "prior": "marginal"}, spread], spread)
+    assert "from the same prior (“r5 marginal”)" in text and "FID_tiny +0.8" in text
 
 
 def test_bar_reasons_read_where_along_the_run_fid_was_lowest():

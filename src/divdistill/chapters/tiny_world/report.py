@@ -81,19 +81,22 @@ def committed_attempt(rows: list[dict], created: str | None, prior: str) -> dict
 
 
 def newest_against_committed(rows: list[dict], best: dict | None) -> str:
-    """How the newest recorded run, when it is not the committed teacher, differs from it (same columns, same n)."""
+    """How the newest recorded run, when it is not the committed teacher, differs from the committed weights sampled
+    from the same prior as that run (same columns, same n)."""
     if not rows or best is None:
         return ""
     new = max(rows, key=lambda r: r["created"])
     if new is best or new["created"] <= best["created"]:
         return ""
-    d = lambda k, p=3: f"{new[k] - best[k]:+.{p}f}"  # noqa: E731
+    ref = next((r for r in rows if r["created"] == best["created"] and r.get("prior") == new.get("prior")), best)
+    d = lambda k, p=3: f"{new[k] - ref[k]:+.{p}f}"  # noqa: E731
     kept = ("The committed teacher has the lower FID_tiny of the two and stays (checkpoints are chosen by FID_tiny "
-            "alone)." if best["FID_tiny"] <= new["FID_tiny"] else "The newest run has the lower FID_tiny: by the "
+            "alone)." if ref["FID_tiny"] <= new["FID_tiny"] else "The newest run has the lower FID_tiny: by the "
             "selection rule it should replace the committed teacher.")
-    return (f"The newest run (“{new['run']}”) against the committed teacher: FID_tiny {d('FID_tiny', 1)}, adherence "
-            f"{d('adherence')}, shape {d('shape')}, size {d('size')}, grain p90 "
-            f"{'–' if None in (new['grain p90'], best['grain p90']) else d('grain p90', 1)}; it "
+    same = f" from the same prior (“{ref['run']}”)" if ref is not best else ""
+    return (f"The newest run (“{new['run']}”) against the committed teacher{same}: FID_tiny {d('FID_tiny', 1)}, "
+            f"adherence {d('adherence')}, shape {d('shape')}, size {d('size')}, grain p90 "
+            f"{'–' if None in (new['grain p90'], ref['grain p90']) else d('grain p90', 1)}; it "
             f"{'passes' if new['passes'] == 'yes' else 'fails on ' + new['passes'][4:]}. {kept}")
 
 
