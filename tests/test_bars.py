@@ -168,6 +168,15 @@ def test_a_chapter_on_a_teacher_below_its_bar_marks_every_verdict_provisional(tm
                            ({}, "n per seed")):  # trained from N(0, I), sampled from N(0, I): nothing to say
         ch.world.extras["schedule"] = schedule
         assert json.loads(open(ch.summarize([e])).read())[0]["note"] == want
+    (tmp_path / "w" / "students" / "dmd2" / "provenance.json").write_text(json.dumps(
+        {"config": {"ddil": {"priors": [0.0, 0.0, 1.0]}, "prior": "marginal"}}))
+    for schedule, want in (({"prior": "marginal-sdxl-spread"}, "n per seed"),  # the same draws, narrowed: covered
+                           ({}, "provisional: its student dmd2 was distilled on rollouts from another sampling prior "
+                                "than the world's; n per seed")):
+        ch.world.extras["schedule"] = schedule
+        assert json.loads(open(ch.summarize([e])).read())[0]["note"] == want
+    (tmp_path / "w" / "students" / "dmd2" / "provenance.json").write_text(json.dumps(
+        {"config": {"ddil": {"priors": [0.0, 0.0, 1.0]}}}))
     (tmp_path / "w" / "students" / "eval.json").write_text(json.dumps([
         {"model": "teacher", "fid": 40.0}, {"model": "dmd2", "fid": 61.0}, {"model": "lcm", "fid": 79.0}]))
     ch.world.extras["schedule"] = {}  # dmd2 over 1.5 × 40, lcm under 2 × 40
@@ -229,3 +238,13 @@ def test_bar_reasons_read_where_along_the_run_fid_was_lowest():
     assert len(got) == 4 and got[0].startswith("a misses its bar: FID_tiny 40.0, 4.00× the teacher's against 1.5×.")
     assert "59.8 → 78.2 → 86.3" in got[0] and "lowest at the first, step 73" in got[0]
     assert "still falling" in got[1] and "lowest at step 20 of 30" in got[2] and got[3].endswith("against 1.5×.")
+
+
+def test_starts_covered_by_a_wider_spread_of_the_same_std():
+    from divdistill.tiny.schedule import starts_covered
+
+    assert starts_covered("marginal", "marginal-sdxl-spread") and starts_covered("unit", "unit")
+    assert not starts_covered("marginal-sdxl-spread", "marginal")  # narrow draws do not cover the wide ones
+    assert not starts_covered("unit", "marginal") and not starts_covered("marginal", "unit")
+    with pytest.raises(ValueError, match="unknown sampling prior 'pyramid'"):
+        starts_covered("pyramid", "unit")

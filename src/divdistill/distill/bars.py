@@ -44,11 +44,15 @@ def failed_checks(acc: dict) -> list[str]:
 
 
 def rollout_prior_mismatch(config: dict, world_prior: str) -> bool:
-    """True when a student was distilled on rollouts (DDIL's teacher/student sources, DMD2's backward simulation) that
-    started from another sampling prior than its world's now (provenance "prior"; "unit" before it was recorded)."""
+    """True when a student was distilled on rollouts (DDIL's teacher/student sources, DMD2's backward simulation) whose
+    starts do not cover its world's sampling prior now (provenance "prior", "unit" before it was recorded;
+    tiny.schedule.starts_covered: the marginal prior's draws cover the same draws with SDXL's narrower spread)."""
+    from ..tiny.schedule import starts_covered
+
     d = config.get("ddil") or {}
     shares = [p for ps in (d.get("priors"), d.get("late_priors")) if ps for p in ps[1:]]
-    return bool(d.get("enabled", True)) and any(p > 0 for p in shares) and config.get("prior", "unit") != world_prior
+    return bool(d.get("enabled", True)) and any(p > 0 for p in shares) and \
+        not starts_covered(config.get("prior", "unit"), world_prior)
 
 
 def method_of(student: str) -> str:

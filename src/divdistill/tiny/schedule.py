@@ -107,6 +107,17 @@ def prior_spread(config: dict) -> float | None:
     return SDXL_SPREAD if prior_of(config) == "marginal-sdxl-spread" else None
 
 
+def starts_covered(trained: str, now: str) -> bool:
+    """Whether rollouts drawn from prior `trained` cover the starts of prior `now`: the same prior, or the same std with
+    each draw's amplitude spread narrowed (divdistill.prior keeps the draws' directions and means and pulls their std
+    into the middle of the range the wider draws covered). Both must be PRIORS."""
+    for p in (trained, now):
+        if p not in PRIORS:
+            raise ValueError(f"unknown sampling prior {p!r}; valid: {list(PRIORS)}")
+    std_kind = lambda p: "unit" if p == "unit" else "marginal"  # noqa: E731: prior_std's two cases
+    return trained == now or (std_kind(trained) == std_kind(now) and prior_spread({"prior": trained}) is None)
+
+
 def alphas_cumprod(config: dict, device="cpu") -> torch.Tensor:
     """ᾱ_t (float32, as diffusers computes it) of a scheduler config, with ᾱ_{−1} = 1 appended at index −1."""
     from diffusers import DDPMScheduler
