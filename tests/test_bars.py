@@ -177,6 +177,19 @@ def test_a_chapter_on_a_teacher_below_its_bar_marks_every_verdict_provisional(tm
         assert json.loads(open(ch.summarize([e])).read())[0]["note"] == want
     (tmp_path / "w" / "students" / "dmd2" / "provenance.json").write_text(json.dumps(
         {"config": {"ddil": {"priors": [0.0, 0.0, 1.0]}}}))
+    leak = {"rows": [{"fails": ["adherence", "size"]}, {"fails": []}]}  # teacher_leak.json: prior, q(x_T | c)
+    (tmp_path / "w" / "teacher_leak.json").write_text(json.dumps(leak))
+    prov.write_text(json.dumps({"metrics": {**metrics, "adherence_size": 0.85, "teacher_grain_p90": 1.5}}))
+    ch.world.extras["schedule"] = {}
+    assert json.loads(open(ch.summarize([e])).read())[0]["note"] == (
+        "provisional: this world's teacher fails its acceptance bar on adherence, size (only from its start, the signal "
+        "leak at t = 999 that SDXL shares: from the prompt's Gaussian q(x_T | c) it passes, teacher_leak.json); "
+        "n per seed")
+    prov.write_text(json.dumps({"metrics": metrics}))  # grain fails too, and not from the start: no such remark
+    assert "only from its start" not in json.loads(open(ch.summarize([e])).read())[0]["note"]
+    (tmp_path / "w" / "teacher_leak.json").unlink()
+    prov.write_text(json.dumps({"metrics": {**metrics, "adherence": 0.96, "adherence_size": 0.95,
+                                            "teacher_grain_p90": 1.5}}))
     (tmp_path / "w" / "students" / "eval.json").write_text(json.dumps([
         {"model": "teacher", "fid": 40.0}, {"model": "dmd2", "fid": 61.0}, {"model": "lcm", "fid": 79.0}]))
     ch.world.extras["schedule"] = {}  # dmd2 over 1.5 × 40, lcm under 2 × 40
@@ -248,3 +261,11 @@ def test_starts_covered_by_a_wider_spread_of_the_same_std():
     assert not starts_covered("unit", "marginal") and not starts_covered("marginal", "unit")
     with pytest.raises(ValueError, match="unknown sampling prior 'pyramid'"):
         starts_covered("pyramid", "unit")
+
+
+def test_start_caused_reads_the_first_two_leak_rows():
+    from divdistill.distill.bars import start_caused
+
+    leak = {"rows": [{"fails": ["adherence", "size", "grain"]}, {"fails": ["grain"]}]}
+    assert start_caused(leak) == ["adherence", "size"]
+    assert start_caused(None) == [] and start_caused({"rows": []}) == []

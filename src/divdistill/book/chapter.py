@@ -69,7 +69,7 @@ class Chapter:
     def world_caveat(self) -> str:
         """'' when the tiny world's teacher meets its acceptance bar (distill.bars), its students meet theirs and were
         distilled from its own sampling prior, else what falls short."""
-        from ..distill.bars import acceptance_of, failed_checks
+        from ..distill.bars import acceptance_of, failed_checks, start_caused
 
         root = getattr(self.world, "extras", {}).get("root") if self.scale == "tiny" else None
         prov = _read_json(os.path.join(root, "teacher", "provenance.json")) if root else None
@@ -81,6 +81,10 @@ class Chapter:
         else:
             failed = failed_checks(acceptance_of(m))
             parts = [f"this world's teacher fails its acceptance bar on {', '.join(failed)}"] if failed else []
+            leak = start_caused(_read_json(os.path.join(root, "teacher_leak.json")))
+            if parts and all(c in leak for c in failed):
+                parts[0] += (" (only from its start, the signal leak at t = 999 that SDXL shares: from the prompt's "
+                             "Gaussian q(x_T | c) it passes, teacher_leak.json)")  # no "; ": the ledger splits there
         below = self.students_below_bar(root)
         parts += [_students(below, "misses its", "miss their") + " FID_tiny bar"] if below else []
         off = self.off_prior_students(root)

@@ -43,6 +43,15 @@ def failed_checks(acc: dict) -> list[str]:
     return [k.replace("factor:", "") for k, ok in acc.items() if k != "all" and not ok]
 
 
+def start_caused(leak: dict | None) -> list[str]:
+    """The acceptance checks a teacher fails from its sampling prior and passes from the prompt's Gaussian q(x_T | c)
+    (teacher_leak.json's first two rows, chapters/tiny_world/leak.py): failures of the start, not of the weights."""
+    if not leak or len(leak.get("rows", ())) < 2:
+        return []
+    prior, given = leak["rows"][0], leak["rows"][1]
+    return [c for c in prior["fails"] if c not in given["fails"]]
+
+
 def rollout_prior_mismatch(config: dict, world_prior: str) -> bool:
     """True when a student was distilled on rollouts (DDIL's teacher/student sources, DMD2's backward simulation) whose
     starts do not cover its world's sampling prior now (provenance "prior", "unit" before it was recorded;

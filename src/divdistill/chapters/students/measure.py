@@ -178,7 +178,8 @@ def prior_sensitivity(world, names=None, n: int = 1000, seed: int = 0, out: str 
 
     ev = load_evaluator(world.extras["evaluator_root"]).to(world.device)
     names, stds = list(world.students if names is None else names), scan_stds(world)
-    settings = {"n": n, "seed": seed, "variant": world.extras.get("variant"), "stds": stds}
+    settings = {"n": n, "seed": seed, "variant": world.extras.get("variant"), "stds": stds,
+                "prior_spread": world.prior_spread}  # each std's draws keep the world's amplitude spread
     part, rows, used = C.Partial(out and out + ".partial", settings), [], {}  # the final file appears only whole
     part.results = {**C.load_partial(out, settings), **part.results}  # a finished run's results are reused too
     for name in names:

@@ -2,6 +2,7 @@
 number read from the file (issue 19's size miss: where it is made, and whether a better teacher could close it)."""
 from __future__ import annotations
 
+from ...distill.bars import start_caused
 from ...stats import bootstrap_diff, verdict
 from .leak import STARTS
 from .size import SOURCES, flags_of, start_gap
@@ -141,7 +142,7 @@ def leak_summary(d: dict | None) -> str:
     if not d:
         return "No leak diagnosis is committed for this world."
     prior, given = d["rows"][0], d["rows"][1]
-    only = [c for c in prior["fails"] if c not in given["fails"]]
+    only = start_caused(d)
     words = lambda cs: _and(cs, "none")  # noqa: E731
     text = (f"On the acceptance's {d['n']:,} prompts and seeds, the teacher from its sampling prior fails "
             f"{words(prior['fails'])} (adherence {prior['adherence']:.3f}, size {prior['adherence_size']:.3f}). "
