@@ -158,3 +158,14 @@ def test_prior_sensitivity_scans_the_start_std_and_resumes(tiny_world, tmp_path,
     assert len(seen) == 2 * len(stds)  # new weights: measured again
     with open(out) as f:
         assert len(json.load(f)["results"]) == len(stds)  # the old weights' results dropped
+
+
+def test_scan_spread_note_says_when_the_scan_predates_the_worlds_spread():
+    from divdistill.chapters.students.report import scan_spread_note
+
+    spread_world, plain_world = scheduler_config(11.0, "marginal-sdxl-spread"), scheduler_config(11.0, "marginal")
+    old, new = {"settings": {"n": 1000}}, {"settings": {"prior_spread": SDXL_SPREAD}}
+    assert scan_spread_note(new, spread_world) == "" and scan_spread_note(old, plain_world) == ""
+    assert scan_spread_note(old, spread_world).startswith("This scan was measured with each draw's own amplitude "
+                                                          "spread, before the world's prior narrowed")
+    assert "±0.28%" in scan_spread_note(new, plain_world) and "changed its spread" in scan_spread_note(new, plain_world)

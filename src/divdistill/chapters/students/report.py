@@ -101,6 +101,21 @@ def prior_rows(res: dict) -> list[dict]:
     return out
 
 
+def scan_spread_note(res: dict, schedule: dict) -> str:
+    """'' when the prior scan drew its starts with the amplitude spread the world's prior declares now, else a sentence
+    saying what its starred column is (the scan's settings record the spread; older scans drew the draws' own)."""
+    from ...tiny.schedule import prior_spread
+
+    got, now = res["settings"].get("prior_spread"), prior_spread(schedule)
+    if got == now:
+        return ""
+    was = "each draw's own amplitude spread" if got is None else f"an amplitude spread of ±{got:.2%}"
+    return (f"This scan was measured with {was}, before the world's prior "
+            + ("narrowed each draw's spread to an SDXL latent's" if now is not None else "changed its spread")
+            + ": its starred column is the same std with the old spread, not the world's prior as it is now, and the "
+              "scan has not been repeated on it yet.")
+
+
 def _std_label(row: dict) -> str:
     return f"{row['x_T std']:.4f}" + (" *" if row["world's"] else "")
 
