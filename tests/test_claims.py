@@ -62,7 +62,7 @@ def test_summaries_merge_by_scale_and_feed_the_ledger(tmp_path):
     claims.write_summary("dt", [claims.entry("C2", "p", "o", False, "tiny", 9, note="provisional: this world's "
                                              "teacher fails its acceptance bar on size; n=9")], d)
     md = ledger_markdown(d, d)
-    assert "**Every tiny verdict here is provisional.**" in md and "fails its acceptance bar on size (the tiny" in md
+    assert "**Every tiny verdict here is provisional.**" in md and "fails its acceptance bar on size. The tiny-world and students chapters show" in md
 
 
 def test_table_renders_html_with_paper_columns_marked():
