@@ -207,7 +207,8 @@ def ledger_markdown(summary_dir: str, book_dir: str) -> str:
     caveats = sorted({e["note"][len(claims.PROVISIONAL):].split("; ")[0] for got in by_id.values() for _, e in got
                       if e["scale"] == "tiny" and e["note"].startswith(claims.PROVISIONAL)})
     lines += [f"**Every tiny verdict here is provisional.** A claim is judged only on good models, and the chapters "
-              f"say: {'; '.join(caveats)}. The tiny-world and students chapters show the measurements.", ""] if caveats else []
+              f"say: {'; '.join(caveats)}. The tiny-world and students chapters show the measurements.", ""] \
+        if caveats else []
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for cid, text in claims.CLAIMS.items():
         got = by_id.get(cid, [])

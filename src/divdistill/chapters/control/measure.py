@@ -63,8 +63,8 @@ def units(control: str, n_seeds: int) -> tuple[list[str], list[int]]:
 
 def readout_cache(world, path: str | None = None) -> C.Partial:
     """Readouts already measured (commandline.Partial at `path`; None: in memory), a killed `evaluate` resumes; they
-    hold while GEN_STEPS, the sampling prior and the weights of the world, its evaluator and its LoRAs are unchanged (retraining one
-    starts afresh)."""
+    hold while GEN_STEPS, the sampling prior and the weights of the world, its evaluator and its LoRAs are unchanged
+    (retraining one starts afresh)."""
     return C.Partial(path, {"kind": "control readouts", "gen_steps": GEN_STEPS, **world.prior_settings,
                             "world": checkpoint_hashes(world.extras.get("root")),
                             "evaluator": checkpoint_hashes(world.extras.get("evaluator_root")),

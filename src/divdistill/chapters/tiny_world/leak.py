@@ -7,9 +7,8 @@ prompt's share of q(x_T), the part a prompt-free prior lacks on a schedule with 
 (tiny.spectrum.terminal_leak). The last two are the first two with the other amplitude spread: narrowed to an SDXL
 latent's (divdistill.prior, tiny.schedule.SDXL_SPREAD: 65,536 values, not 3,072; the "marginal-sdxl-spread" prior)
 on a world whose prior keeps its draws' own, and the draws' own on a world that declares SDXL's. Checks the second
-passes and the first fails are the leak's, not the teacher's. FID
-here is on the evaluation prompts against their own scenes, the same for every start; the acceptance's FID_tiny uses
-another prompt set and stays the committed one.
+passes and the first fails are the leak's, not the teacher's. FID here is on the evaluation prompts against their
+own scenes, the same for every start; the acceptance's FID_tiny uses another prompt set and stays the committed one.
 
 `python -m divdistill.chapters.tiny_world --what leak --variant V` writes <variant>/teacher_leak.json.
 """
@@ -30,7 +29,8 @@ from ...tiny.schedule import SDXL_SPREAD, alpha_T
 from ...tiny.world import scenes_for_prompt
 from .size import MOMENT_SCENES, MomentStarts
 
-# start: (its short name in tables, carries the prompt's moments, amplitude spread: the world's, SDXL's or the draws' own)
+# start: (its short name in tables, carries the prompt's moments, amplitude spread: "world" the world's prior's,
+# "sdxl" SDXL's, "own" the draws' own)
 STARTS = {"the sampling prior": ("prior", False, "world"),
           "a Gaussian with q(x_T | c)'s moments": ("Gaussian q(x_T | c)", True, "world"),
           "the sampling prior, SDXL's amplitude spread": ("prior, SDXL's spread", False, "sdxl"),

@@ -188,7 +188,8 @@ def spread_summary(d: dict | None) -> str:
             f"as an SDXL latent's does ({sdxl}, not {own}). ")
     text += (f"SDXL's spread takes the 90th percentile of grain from "
              f"{p['teacher_grain_p90']:.2f} to {ps['teacher_grain_p90']:.2f} levels from the prior (visible on "
-             f"{p['teacher_grain_visible_frac']:.1%} → {ps['teacher_grain_visible_frac']:.1%} of the images) and from "
+             f"{p['teacher_grain_visible_frac']:.1%} → {ps['teacher_grain_visible_frac']:.1%} of the images) "
+             f"and from "
              f"{g['teacher_grain_p90']:.2f} to {gs['teacher_grain_p90']:.2f} from the prompt's Gaussian; adherence "
              f"{p['adherence']:.3f} and {g['adherence']:.3f} become {ps['adherence']:.3f} and {gs['adherence']:.3f}. "
              f"With SDXL's spread the prior fails {words(ps['fails'])}, the prompt's Gaussian {words(gs['fails'])}.")
