@@ -32,8 +32,10 @@ book: notebooks html live
 
 # One torch thread per test process unless told otherwise: the tests' tensors are small, and on a 2-core machine torch's
 # own threads mostly wait on each other (the suite ran in 237 s at 1 thread beside a 2-thread training run, 682 s at 2).
+# Two pytest-xdist workers ($$TEST_WORKERS), each test file on one of them, so a module's costly fixtures (the notebook
+# runs of test_notebooks and test_sdxl_chapters) are built once.
 test: venv
-	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m pytest -q -m "not slow and not live"
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m pytest -q -n $${TEST_WORKERS:-2} --dist loadfile -m "not slow and not live"
 
 # The live page in headless Chromium against run_plan (installs chromium via apt-get, onnxruntime-web via npm ci).
 test-live: venv

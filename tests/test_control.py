@@ -161,16 +161,6 @@ def test_kohya_converter_round_trips_a_known_state_dict():
         kohya_to_peft({"lora_te1_text_model_x.lora_down.weight": torch.zeros(1)}, unet)
 
 
-@pytest.mark.notebooks
-def test_notebook_sdxl_path_runs_on_the_random_weight_fixture(sdxl_runs):
-    """Generation, the Figure-2 grid, live Table-1 cells, slider sweep and late start at sdxl, on files written by
-    conftest: a kohya-layout slider for the fixture's UNet and the fixture's diffusers-layout LoRA."""
-    from conftest import sdxl_run
-
-    _, summary = sdxl_run(sdxl_runs, "control_transfer")
-    assert summary and {e["id"] for e in summary} == {"C1"} and all(e["scale"] == "sdxl" for e in summary)
-
-
 def test_summary_of_the_committed_run_is_finite(committed, tmp_path):
     """The chapter's C1 entries from the committed Table-1 analogue (the notebook itself runs at smoke size in
     tests/test_notebooks.py, which executes every notebook)."""

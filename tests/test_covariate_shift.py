@@ -1,4 +1,5 @@
-"""DDIL Table 9 machinery: mixed rollouts reduce to the pure models, the shift statistic, the two DDIL chapters."""
+"""DDIL Table 9 machinery: mixed rollouts reduce to the pure models, the shift statistic (both DDIL
+chapters as notebooks: test_notebooks at smoke size, test_sdxl_chapters at scale="sdxl")."""
 import math
 import os
 
@@ -80,20 +81,6 @@ def test_frechet_matches_fid_tiny(tiny_world):
     ev = load_evaluator(tiny_world.extras["evaluator_root"])
     a, b = sample_scenes(150, seed=1).images, sample_scenes(150, seed=2).images
     assert math.isclose(cs.frechet(dd.features(ev, a), dd.features(ev, b)), dd.fid(ev, a, b), rel_tol=1e-6)
-
-
-# The tiny smoke runs of both chapters (finite summaries included) are test_notebooks.py's `smoke_book`.
-
-
-@pytest.mark.notebooks
-@pytest.mark.parametrize("nb", ["ddil_covariate_shift", "ddil_distillation"])
-def test_chapters_run_at_sdxl_on_the_random_fixture(nb, sdxl_runs):
-    from conftest import sdxl_run
-
-    _, entries = sdxl_run(sdxl_runs, nb)
-    assert all(e["holds"] in (True, False, None) and e["n"] > 0 for e in entries)
-    assert all(e["scale"] == "sdxl" for e in entries)
-    assert entries or nb == "ddil_distillation"  # no DDIL students at paper scale: no D2/D3 entries there
 
 
 def test_teacher_shift_rows_at_the_student_timesteps(tiny_world):

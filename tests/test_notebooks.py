@@ -1,7 +1,6 @@
 """The notebook convention and the book as a reader sees it: output-free sources, a tagged parameters cell, a Colab
 install cell naming the one repository URL, a smoke-size execution of every notebook and an HTML build of the book
 that is parsed like a reader's browser would."""
-import ast
 import glob
 import json
 import math
@@ -13,11 +12,25 @@ import pytest
 
 from divdistill.book.build import INSTALL_CELL, declared_parameters, repo_url
 from divdistill.book.claims import CLAIMS, FIELDS
-from conftest import SMOKE
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 NOTEBOOKS = sorted(glob.glob(os.path.join(ROOT, "notebooks", "*.ipynb")))
 NAMES = [os.path.splitext(os.path.basename(p))[0] for p in NOTEBOOKS]
+
+# smoke-size values for the parameters notebooks declare (only names a notebook declares are passed)
+SMOKE = {"n_per_prompt": 2, "n_eval": 40, "n_samples": 8, "n_prompts": 2, "n_seeds": 1, "batch_size": 8, "n_check": 2,
+         "quick": True}
+
+
+@pytest.fixture(scope="module")
+def smoke_book(tmp_path_factory):
+    """Every notebook executed at smoke size (summaries in book/summaries of the copy) and the whole book rendered,
+    once: this module's notebook and reader tests share it."""
+    from divdistill.book.build import build_copy
+
+    dest = tmp_path_factory.mktemp("book")
+    build_copy(str(dest), SMOKE)
+    return dest
 
 
 def test_there_are_notebooks():
@@ -60,6 +73,17 @@ def test_smoke_summaries_are_complete_and_finite(smoke_book):
         for e in json.load(open(path)):
             assert set(FIELDS) <= set(e) and e["id"] in CLAIMS and e["holds"] in (True, False, None)
             assert e["n"] > 0 and not re.search(r"\bnan\b|\binf\b", e["ours"].lower()), (path, e)
+
+
+@pytest.mark.notebooks
+def test_hybrid_smoke_summary_is_finite(smoke_book):
+    with open(smoke_book / "book" / "summaries" / "hybrid_diversity.json") as f:
+        summary = json.load(f)
+    assert [e["id"] for e in summary] == ["C4", "C5", "C6", "C7", "C8"]
+    for e in summary:
+        nums = [float(x) for x in __import__("re").findall(r"-?\d+\.\d+", e["ours"])]
+        assert nums and all(math.isfinite(x) for x in nums) and "–" not in e["ours"], e
+        assert e["holds"] in (True, False, None) and e["n"] > 0
 
 
 def _pages(smoke_book):
