@@ -42,6 +42,16 @@ class CallRecorder:
                                                        with_kwargs=True)
 
 
+# the modules whose fixtures execute notebooks (two kernels each, the longest work of the suite)
+NOTEBOOK_RUNS = ("test_notebooks.py", "test_sdxl_chapters.py")
+
+
+def pytest_collection_modifyitems(items):
+    """The notebook-run modules first (stable sort, order kept within): `make test`'s two workers take files in this
+    order, so the longest work starts first rather than last beside an idle worker."""
+    items.sort(key=lambda item: item.path.name not in NOTEBOOK_RUNS)
+
+
 @pytest.fixture
 def random_world():
     """Tiny-architecture world with random weights: base (DDIM trailing, CFG 3) + a 4-step LCM-scheduled student."""
