@@ -81,7 +81,7 @@ def test_hybrid_smoke_summary_is_finite(smoke_book):
         summary = json.load(f)
     assert [e["id"] for e in summary] == ["C4", "C5", "C6", "C7", "C8"]
     for e in summary:
-        nums = [float(x) for x in __import__("re").findall(r"-?\d+\.\d+", e["ours"])]
+        nums = [float(x) for x in re.findall(r"-?\d+\.\d+", e["ours"])]
         assert nums and all(math.isfinite(x) for x in nums) and "–" not in e["ours"], e
         assert e["holds"] in (True, False, None) and e["n"] > 0
 

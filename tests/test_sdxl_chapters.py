@@ -4,6 +4,7 @@ notebook runs are built once on one pytest-xdist worker (`make test` distributes
 import json
 import math
 import os
+import re
 
 import nbformat
 import pytest
@@ -50,8 +51,9 @@ def sdxl_runs_params(sources: dict, root: str) -> dict:
 
 @pytest.fixture(scope="module")
 def sdxl_runs(tmp_path_factory):
-    """Every chapter's sdxl path executed once (this module's tests share it) against the random-weight SDXL fixture, two kernels at a
-    time (one torch thread each). {notebook: (executed notebook path, summary dir) or the exception it raised}."""
+    """Every chapter's sdxl path executed once (this module's tests share it) against the random-weight SDXL fixture,
+    two kernels at a time (one torch thread each). {notebook: (executed notebook path, summary dir) or the exception it
+    raised}."""
     import concurrent.futures as cf
 
     import papermill as pm
@@ -113,7 +115,7 @@ def test_chapters_run_at_sdxl_on_the_random_fixture(nb, sdxl_runs):
 def _check_summary(summary):
     for e in summary:
         assert e["holds"] in (True, False, None) and e["n"] >= 2
-        nums = [float(x) for x in __import__("re").findall(r"-?\d+\.\d+", e["ours"])]
+        nums = [float(x) for x in re.findall(r"-?\d+\.\d+", e["ours"])]
         assert nums and all(math.isfinite(x) for x in nums), e["ours"]
 
 
