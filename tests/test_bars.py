@@ -64,6 +64,31 @@ def test_students_chapter_bar_rows_and_curves_from_provenance(tmp_path):
     assert [pt[0] for pt in curves["dmd2"]] == [100, 200, 300, 400] and len(curves["lcm"]) == 4
 
 
+def test_stability_reasons_name_the_rise_and_the_kept_probe(tmp_path):
+    """A run over the stability rule gets a sentence with its half-way and last FID and the seed spread, and the kept
+    probe when it is not the last; stable runs get none."""
+    import json
+    import os
+
+    from divdistill.chapters.students.report import quality_rows, stability_reasons
+
+    def student(name, probes, final, steps, **m):
+        d = tmp_path / "students" / name
+        os.makedirs(d)
+        (d / "provenance.json").write_text(json.dumps({"steps": steps, "metrics": {
+            "probes": probes, "final_probe": final, **m}}))
+
+    p = lambda f, sd=2.0: {"fid": f, "fid_std": sd}  # noqa: E731
+    student("turbo", {"100": p(50.0), "200": p(55.0, 3.0)}, p(70.0, 4.0), 400, chosen_step=100)  # +15 > 4
+    student("pd", {"100": p(50.0), "200": p(55.0)}, p(60.0, 5.5), 400)  # +5 ≤ 5.5: stable
+    student("lcm", {"100": p(50.0), "200": p(40.0)}, p(49.0), 400)  # +9 > 2, kept the last
+    ev = [{"model": m, "fid": 40.0} for m in ("teacher", "turbo", "pd", "lcm")]
+    got = stability_reasons(quality_rows(ev, {"v": str(tmp_path)}, "v"), str(tmp_path))
+    assert len(got) == 2 and got[1].startswith("lcm's run is not stable") and "shipped" not in got[1]
+    assert got[0].startswith("turbo's") and "rose from 55.0 at the half-way probe to 70.0 at the last, step 400" in got[0]
+    assert "seed spread (4.0)" in got[0] and "lowest-FID probe, step 100" in got[0]
+
+
 def test_teacher_attempts_are_recorded_from_provenance_and_judged(tmp_path):
     """record-attempt keeps one row per label, taken from the run's provenance; the chapter's table judges each."""
     import json
