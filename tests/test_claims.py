@@ -63,6 +63,7 @@ def test_summaries_merge_by_scale_and_feed_the_ledger(tmp_path):
                                              "teacher fails its acceptance bar on size; n=9")], d)
     md = ledger_markdown(d, d)
     assert "**Every tiny verdict here is provisional.**" in md and "fails its acceptance bar on size. The tiny-world and students chapters show" in md
+    assert "- **C2** (tiny, dt): provisional (the caveat above); n=9" in md  # stated once, not per note
 
 
 def test_table_renders_html_with_paper_columns_marked():

@@ -187,6 +187,15 @@ def _cell(text) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def _note(e: dict, caveats: list[str]) -> str:
+    """A summary's note for the ledger's notes list, its provisional caveat shortened when the page states it above."""
+    note = e["note"]
+    if e["scale"] != "tiny" or not note.startswith(claims.PROVISIONAL):
+        return note
+    caveat, _, rest = note[len(claims.PROVISIONAL):].partition("; ")
+    return ("provisional (the caveat above)" + (f"; {rest}" if rest else "")) if caveat in caveats else note
+
+
 def ledger_markdown(summary_dir: str, book_dir: str) -> str:
     """The claims ledger page: one row per claim id, every number read from the chapters' summary files."""
     from ..tiny.loader import DEFAULT_VARIANT
@@ -222,7 +231,7 @@ def ledger_markdown(summary_dir: str, book_dir: str) -> str:
                     _cell(ours) if e["scale"] == "tiny" else "–"]
             cols += [_cell(ours) if e["scale"] == "sdxl" else "–"] if sdxl else []
             lines.append("| " + " | ".join(cols) + " |")
-    notes = [f"- **{cid}** ({e['scale']}, {nb}): {e['note']}" for cid, got in by_id.items() for nb, e in got
+    notes = [f"- **{cid}** ({e['scale']}, {nb}): {_note(e, caveats)}" for cid, got in by_id.items() for nb, e in got
              if e.get("note")]
     lines += ["", "## Notes from the chapters", "", *notes] if notes else []
     return "\n".join(lines) + "\n"
