@@ -241,6 +241,21 @@ def test_the_committed_attempt_is_its_weights_on_its_worlds_prior():
     assert committed_attempt(rows, "c", "unit") is None
 
 
+def test_factor_trend_reads_the_runs_whose_background_passes():
+    from divdistill.chapters.tiny_world.report import factor_trend
+
+    def row(run, fid, bg, shape, size):
+        return {"run": run, "FID_tiny": fid, "background": bg, "shape": shape, "size": size}
+
+    rows = [row("shared", 70.0, 0.47, 0.90, 0.94), row("offset", 53.0, 1.0, 0.85, 0.83),
+            row("longer", 41.0, 1.0, 0.96, 0.81), row("decayed", 37.0, 1.0, 0.93, 0.86)]
+    text = factor_trend(rows)
+    assert text.startswith("Across the 3 recorded runs whose background passes, from the first (“offset”)")
+    assert "FID_tiny went 53.0 → 37.0, shape adherence 0.850 → 0.930 (highest 0.960)" in text
+    assert "size 0.830 → 0.860; size stayed between 0.810 and 0.860 in every run, against its bar of 0.90." in text
+    assert factor_trend(rows[:2]) == ""  # one passing run: nothing to compare
+
+
 def test_newest_run_against_the_committed_teacher():
     from divdistill.chapters.tiny_world.report import newest_against_committed
 

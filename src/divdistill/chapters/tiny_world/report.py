@@ -80,6 +80,21 @@ def committed_attempt(rows: list[dict], created: str | None, prior: str) -> dict
     return next((r for r in rows if r["created"] == created and r["prior"] == prior), None)
 
 
+def factor_trend(rows: list[dict], bar: float = 0.90) -> str:
+    """What the recorded teacher runs whose background passes (`attempt_rows`; the derived offset noise fixed it) did
+    to FID_tiny, shape and size from the first of them to the lowest-FID one, and the range size kept across all."""
+    runs = [r for r in rows if r["background"] >= bar]
+    if len(runs) < 2:
+        return ""
+    first, best = runs[0], min(runs, key=lambda r: r["FID_tiny"])
+    sizes = [r["size"] for r in runs]
+    return (f"Across the {len(runs)} recorded runs whose background passes, from the first (“{first['run']}”) to the "
+            f"lowest-FID one, FID_tiny went {first['FID_tiny']:.1f} → {best['FID_tiny']:.1f}, shape adherence "
+            f"{first['shape']:.3f} → {best['shape']:.3f} (highest {max(r['shape'] for r in runs):.3f}) and size "
+            f"{first['size']:.3f} → {best['size']:.3f}; size stayed between {min(sizes):.3f} and {max(sizes):.3f} in "
+            f"every run, against its bar of {bar:.2f}.")
+
+
 def newest_against_committed(rows: list[dict], best: dict | None) -> str:
     """How the newest recorded run, when it is not the committed teacher, differs from the committed weights sampled
     from the same prior as that run (same columns, same n)."""
