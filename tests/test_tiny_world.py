@@ -111,6 +111,26 @@ def test_killed_teacher_run_resumes_exactly(tmp_path):
         assert torch.equal(a["parts"]["ema"][k], b["parts"]["ema"][k]), k
 
 
+def test_teacher_width_is_checked_and_carried_by_the_cli(tmp_path):
+    """--width (issue 19's wider-UNet remedy): a multiple of 8, never silently mixed with a fine-tune's start, and
+    recorded in the run's provenance."""
+    import json
+
+    from divdistill.tiny.__main__ import main
+
+    with pytest.raises(ValueError, match="multiple of 8"):
+        TeacherConfig(width=12)
+    cfg = dict(steps=1, batch=2, text_dim=16, ckpt_every=2)
+    train_teacher(str(tmp_path / "w8"), TeacherConfig(width=8, **cfg), progress=False)
+    with pytest.raises(ValueError, match="width-8 teacher; this run asks for width 16"):
+        train_teacher(str(tmp_path / "w16"), TeacherConfig(width=16, init_from=str(tmp_path / "w8"), **cfg),
+                      progress=False)
+    assert main(["train-teacher", "--width", "8", "--steps", "1", "--batch", "2", "--out", str(tmp_path / "cli")]) == 0
+    rec = json.loads((tmp_path / "cli" / "provenance.json").read_text())
+    assert rec["config"]["width"] == 8 and rec["config"]["unet"]["block_out_channels"] == [8, 16, 32]
+    assert main(["train-teacher", "--width", "20", "--steps", "1", "--out", str(tmp_path / "bad")]) == 2
+
+
 def test_killed_evaluator_run_resumes_exactly(tmp_path, monkeypatch):
     import divdistill.tiny.evaluator as E
 

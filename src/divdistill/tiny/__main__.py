@@ -31,6 +31,8 @@ def _parser():
                    help="the sampling prior x_T of its probes and world (tiny/schedule.py): 'marginal' = "
                         "N(0, (1 - ᾱ_T) I), the noise part of q(x_T); 'unit' = N(0, I); 'marginal-sdxl-spread' = the "
                         "marginal draws with each one's amplitude spread narrowed to an SDXL latent's")
+    t.add_argument("--width", type=int, default=16,
+                   help="the UNet's base channels (blocks: width, 2x, 4x; a multiple of 8); issue 19's untried remedy")
     t.add_argument("--init-from", default=None, help="fine-tune from this teacher folder (e.g. the sd-schedule one)")
     t.add_argument("--probe-n", type=int, default=0, help="samples per seed (x3 seeds) of the half-way/final probe")
     e = C.add_common(sub.add_parser("train-evaluator", help="train (or resume) the tiny evaluator CNN"), variant=False,
@@ -97,7 +99,7 @@ def _train_teacher(a) -> dict:
     cfg = TeacherConfig(steps=a.steps, batch=a.batch, seed=a.seed, lr=a.lr, warmup=a.warmup, snr_factor=snr,
                         offset_noise=_offset_noise(a.offset_noise, snr), init_from=a.init_from,
                         offset_noise_start=a.offset_noise_start, ema=_ema(a.ema, a.batch), ckpt_every=a.ckpt_every,
-                        decay_steps=a.decay_steps, prior=a.prior)
+                        decay_steps=a.decay_steps, prior=a.prior, width=a.width)
     probe = None
     if a.probe_n:
         from .quality import teacher_probe

@@ -56,6 +56,8 @@ class TeacherConfig:
             raise ValueError(f"steps and batch must be >= 1, got steps={self.steps}, batch={self.batch}")
         if not 0 <= self.p_uncond < 1:
             raise ValueError(f"p_uncond must be in [0, 1), got {self.p_uncond}")
+        if self.width < 8 or self.width % 8:
+            raise ValueError(f"width must be a positive multiple of 8 (the UNet's 8 norm groups), got {self.width}")
         if self.prior not in PRIORS:
             raise ValueError(f"unknown sampling prior {self.prior!r}; valid: {list(PRIORS)}")
         if not 0 <= self.decay_steps <= self.steps:
@@ -80,6 +82,9 @@ def train_teacher(out: str, cfg: TeacherConfig, device: str = "cpu", progress: b
     enc = TextEncoder(dim=cfg.text_dim).to(device)
     if cfg.init_from:  # fp16 on disk → this run's fp32 weights
         init = UNet2DConditionModel.from_pretrained(os.path.join(cfg.init_from, "unet"))
+        if init.config.block_out_channels[0] != cfg.width:
+            raise ValueError(f"--init-from {cfg.init_from!r} is a width-{init.config.block_out_channels[0]} teacher; "
+                             f"this run asks for width {cfg.width}: fine-tune at its width, or train from scratch")
         unet.load_state_dict({k: v.float() for k, v in init.state_dict().items()})
         enc.load_state_dict(TextEncoder.load(os.path.join(cfg.init_from, "text_encoder")).state_dict())
     ema = copy.deepcopy(torch.nn.ModuleDict({"unet": unet, "enc": enc})).requires_grad_(False)
