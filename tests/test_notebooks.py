@@ -19,7 +19,7 @@ NAMES = [os.path.splitext(os.path.basename(p))[0] for p in NOTEBOOKS]
 
 # smoke-size values for the parameters notebooks declare (only names a notebook declares are passed)
 SMOKE = {"n_per_prompt": 2, "n_eval": 40, "n_samples": 8, "n_prompts": 2, "n_seeds": 1, "batch_size": 8, "n_check": 2,
-         "quick": True}
+         "quick": True, "base_steps": 8}  # base_steps: the live base samples' DDIM steps (control_transfer: 40 → 31 s)
 
 
 @pytest.fixture(scope="module")
