@@ -187,13 +187,21 @@ def _cell(text) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def _caveat(e: dict) -> tuple[str, str] | None:
+    """(provisional caveat, the rest of the note) of a tiny summary entry whose note opens with one; else None."""
+    note = e.get("note") or ""
+    if e["scale"] != "tiny" or not note.startswith(claims.PROVISIONAL):
+        return None
+    caveat, _, rest = note[len(claims.PROVISIONAL):].partition("; ")
+    return caveat, rest
+
+
 def _note(e: dict, caveats: list[str]) -> str:
     """A summary's note for the ledger's notes list, its provisional caveat shortened when the page states it above."""
-    note = e["note"]
-    if e["scale"] != "tiny" or not note.startswith(claims.PROVISIONAL):
-        return note
-    caveat, _, rest = note[len(claims.PROVISIONAL):].partition("; ")
-    return ("provisional (the caveat above)" + (f"; {rest}" if rest else "")) if caveat in caveats else note
+    got = _caveat(e)
+    if got is None or got[0] not in caveats:
+        return e["note"]
+    return "provisional (the caveat above)" + (f"; {got[1]}" if got[1] else "")
 
 
 def ledger_markdown(summary_dir: str, book_dir: str) -> str:
@@ -213,8 +221,7 @@ def ledger_markdown(summary_dir: str, book_dir: str) -> str:
              "other schedule beside it where it was measured." +
              ("" if sdxl else " No `scale=\"sdxl\"` run has been recorded yet, so only the tiny world's column "
               "is shown."), ""]
-    caveats = sorted({e["note"][len(claims.PROVISIONAL):].split("; ")[0] for got in by_id.values() for _, e in got
-                      if e["scale"] == "tiny" and e["note"].startswith(claims.PROVISIONAL)})
+    caveats = sorted({c[0] for got in by_id.values() for _, e in got if (c := _caveat(e))})
     lines += [f"**Every tiny verdict here is provisional.** A claim is judged only on good models, and the chapters "
               f"say: {'; '.join(caveats)}. The tiny-world and students chapters show the measurements.", ""] \
         if caveats else []

@@ -89,10 +89,14 @@ def meets_quality_bar(method: str, student_fid: float, teacher_fid: float) -> bo
     return student_fid <= student_ratio(method) * teacher_fid
 
 
+def seed_spread(half: dict, final: dict) -> float:
+    """The stability rule's seed spread: the larger FID_tiny seed std of the two probes."""
+    return max(half.get("fid_std", 0.0), final.get("fid_std", 0.0))
+
+
 def stable(half: dict, final: dict) -> bool:
     """FID_tiny did not rise from the half-way to the final probe by more than the seed spread."""
-    spread = max(half.get("fid_std", 0.0), final.get("fid_std", 0.0))
-    return final["fid"] - half["fid"] <= spread
+    return final["fid"] - half["fid"] <= seed_spread(half, final)
 
 
 def probe_curve(metrics: dict, steps: int) -> list[tuple[int, float, float]]:

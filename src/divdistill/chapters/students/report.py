@@ -159,6 +159,8 @@ def bar_reasons(rows: list[dict], curves: dict[str, list]) -> list[str]:
 def stability_reasons(rows: list[dict], root: str) -> list[str]:
     """Each student of the world at `root` whose run fails issue 19's stability rule (`quality_rows`): how far FID_tiny
     rose from the half-way probe to the last against the seed spread, and which probe was kept (by FID alone)."""
+    from ...distill.bars import seed_spread
+
     out = []
     for r in rows:
         rec = student_provenance(root, r["student"]) if r["stable (half → final)"] is False else None
@@ -168,7 +170,7 @@ def stability_reasons(rows: list[dict], root: str) -> list[str]:
         half, fin = half_way_probe(m["probes"], rec["steps"]), m["final_probe"]
         text = (f"{r['student']}'s run is not stable by the rule: FID_tiny rose from {half['fid']:.1f} at the half-way "
                 f"probe to {fin['fid']:.1f} at the last, step {rec['steps']}, by more than the seed spread "
-                f"({max(half.get('fid_std', 0.0), fin.get('fid_std', 0.0)):.1f}).")
+                f"({seed_spread(half, fin):.1f}).")
         kept = m.get("chosen_step")
         if kept is not None and kept != rec["steps"]:
             text += (f" The shipped checkpoint is its lowest-FID probe, step {kept}, so the tables measure that "

@@ -80,7 +80,7 @@ def committed_attempt(rows: list[dict], created: str | None, prior: str) -> dict
     return next((r for r in rows if r["created"] == created and r["prior"] == prior), None)
 
 
-def factor_trend(rows: list[dict], bar: float = 0.90) -> str:
+def factor_trend(rows: list[dict], bar: float = TEACHER_BAR["factor"]) -> str:
     """What the recorded teacher runs whose background passes (`attempt_rows`; the derived offset noise fixed it) did
     to FID_tiny, shape and size from the first of them to the lowest-FID one, and the range size kept across all."""
     runs = [r for r in rows if r["background"] >= bar]
